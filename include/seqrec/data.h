@@ -1,0 +1,296 @@
+/* data.h — from event logs to the .sqd dataset, and views over it.
+ *
+ *   logs (ratings.dat, csv, tsv, jsonl, RecBole .inter/.item/.user, plain "user item", any .gz)
+ *     ──sq_ingest_file──▶ sq_ingest (events in input order, id maps, side info, report)
+ *     ──sq_ingest_write─▶ clean (duplicates), k-core, per-user time order, sessions, statistics,
+ *                         data.sqd written atomically
+ *   data.sqd ──sq_data_open──▶ sq_dataset (mmapped, read-only) ──sq_split_*──▶ sq_split views
+ *
+ * Ownership: sq_ingest_create returns a builder freed by sq_ingest_free. sq_data_open returns a
+ * handle freed by sq_data_close; every pointer a sq_data_* accessor returns lives until then.
+ * A dataset is read-only and thread-safe for readers. A split owns two small per-user arrays,
+ * freed by sq_split_free; it never copies events.
+ *
+ * Ids: users are 0..n_users-1 and items 0..n_items-1 (dense, first-appearance order among the
+ * kept events); external ids are the strings of the input. Behaviours, scenes and context values
+ * are small vocabularies with their own dense ids. */
+#ifndef SEQREC_DATA_H
+#define SEQREC_DATA_H
+
+#include "seqrec/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ========================================== Ingest =========================================== */
+
+typedef enum {
+    SQ_FMT_AUTO = 0,  /* decided from the file name and its first lines */
+    SQ_FMT_MOVIELENS, /* "::"-separated ratings.dat (movies.dat, users.dat as side files) */
+    SQ_FMT_CSV,       /* comma (or ';' / '|') separated with a header */
+    SQ_FMT_TSV,       /* tab separated with a header */
+    SQ_FMT_JSONL,     /* one JSON object per line */
+    SQ_FMT_RECBOLE,   /* RecBole atomic files: typed header "user_id:token\titem_id:token..." */
+    SQ_FMT_PLAIN      /* "user item" per line, file order is time order */
+} sq_format;
+
+const char *sq_format_name(sq_format f);             /* "csv" */
+sq_status sq_format_parse(const char *name, sq_format *out); /* SQ_ERR_ARG when unknown */
+
+/* Why a row was not kept. Every input row ends as kept or under exactly one reason. */
+typedef enum {
+    SQ_REJ_FIELD_COUNT = 0, /* fewer or more fields than the header / format says */
+    SQ_REJ_MISSING_USER,    /* user (or session) field empty */
+    SQ_REJ_MISSING_ITEM,    /* item field empty */
+    SQ_REJ_BAD_TIME,        /* timestamp field missing or unparsable */
+    SQ_REJ_TIME_RANGE,      /* timestamp parsed but outside [time_min, time_max] */
+    SQ_REJ_BAD_VALUE,       /* numeric value field unparsable or not finite */
+    SQ_REJ_UNKNOWN_BEHAVIOUR, /* behaviour not in the declared vocabulary (or over the cap) */
+    SQ_REJ_BAD_FIELD,       /* another mapped field is malformed (bad JSON, bad escape, too long) */
+    SQ_REJ_DUPLICATE,       /* exact duplicate of an earlier kept row (all fields equal) */
+    SQ_REJ_COUNT
+} sq_reject_reason;
+
+const char *sq_reject_name(sq_reject_reason r); /* "bad_time" */
+
+/* What ingest did with every input row: rows_read == kept + sum(rejected) + kcore_events. */
+typedef struct {
+    uint64_t files;                  /* event files read */
+    uint64_t rows_read;              /* data rows in event files (blank and header lines excluded) */
+    uint64_t blank_lines;            /* empty or whitespace-only lines, skipped */
+    uint64_t header_lines;           /* header lines, skipped */
+    uint64_t rejected[SQ_REJ_COUNT]; /* rows not kept, by reason */
+    uint64_t kcore_events;           /* valid rows removed by the k-core filter */
+    uint64_t kcore_users;            /* users removed by it */
+    uint64_t kcore_items;            /* items removed by it */
+    uint32_t kcore_rounds;           /* passes until stable */
+    uint64_t kept;                   /* events in the dataset */
+    uint64_t side_rows;              /* rows read from side files (items, users) */
+    uint64_t side_rejected;          /* side rows not usable (malformed) */
+    uint64_t side_unmatched;         /* side rows about items/users with no kept event */
+} sq_ingest_report;
+
+typedef struct {
+    sq_format format;           /* SQ_FMT_AUTO: detect per file */
+    const char *columns;        /* column mapping (see docs/formats.md); NULL: from the header */
+    const char *behaviours;     /* declared vocabulary "view,cart,buy"; NULL: taken from data */
+    const char *default_behaviour; /* for logs without a behaviour column; NULL: "rate" when a
+                                      value column exists, else "interact" */
+    char delimiter;             /* CSV delimiter; 0: detect among , ; | and tab */
+    int no_side_files;          /* do not look for movies.dat/users.dat/.item/.user beside inputs */
+    uint32_t min_user_events;   /* k-core: users need at least this many events (0/1: off) */
+    uint32_t min_item_events;   /* k-core: items need at least this many events */
+    int64_t session_gap;        /* seconds of inactivity that start a new session; 0: off */
+    int64_t time_min, time_max; /* accepted timestamps, UTC seconds; both 0: 1970..2100 */
+    int keep_duplicates;        /* keep exact duplicate rows instead of rejecting them */
+    const char *rejects_path;   /* write each rejected row here with line and reason; NULL: no */
+    int strict;                 /* the first bad row fails the run with file:line: field: reason */
+    size_t max_line;            /* longest accepted line in bytes; 0: 1 MiB */
+    sq_reporter reporter;       /* progress and log messages */
+} sq_ingest_opts;
+
+typedef struct sq_ingest sq_ingest;
+
+/* Creates a builder. Errors: SQ_ERR_ARG (bad columns spec, behaviours list), SQ_ERR_IO (rejects
+ * file cannot be created), SQ_ERR_NOMEM. */
+sq_status sq_ingest_create(sq_ingest **out, const sq_ingest_opts *opts, sq_error *err);
+void sq_ingest_free(sq_ingest *g);
+
+/* Reads one input file (plain or gzip, detected by magic bytes). Side files (movies.dat,
+ * users.dat, .item, .user) are recognised by name and read as side information; unless
+ * opts.no_side_files, side files beside an event file are picked up too.
+ * Errors: SQ_ERR_IO, SQ_ERR_PARSE (strict mode: "file:line: field: reason"; or a file that is
+ * not of the forced format), SQ_ERR_NOMEM, SQ_ERR_LIMIT. */
+sq_status sq_ingest_file(sq_ingest *g, const char *path, sq_error *err);
+
+/* The same over a buffer in memory; `name` stands for the file name in messages and format
+ * detection. For tests and fuzzing. */
+sq_status sq_ingest_buffer(sq_ingest *g, const char *name, const void *data, size_t n,
+                           sq_error *err);
+
+/* Cleans, shapes and writes the dataset atomically to out_path (nothing is left there on
+ * failure). Errors: SQ_ERR_EMPTY (no event left), SQ_ERR_IO, SQ_ERR_NOMEM. */
+sq_status sq_ingest_write(sq_ingest *g, const char *out_path, sq_error *err);
+
+const sq_ingest_report *sq_ingest_get_report(const sq_ingest *g);
+
+/* ===================================== The dataset (.sqd) ==================================== */
+
+typedef struct sq_dataset sq_dataset;
+
+enum {
+    SQ_DATA_REAL_TIME = 1u << 0, /* timestamps are real UTC seconds (not file order) */
+    SQ_DATA_VALUES = 1u << 1,    /* events carry a numeric value (rating, watch time…) */
+    SQ_DATA_SESSIONS = 1u << 2   /* events carry a session number */
+};
+
+typedef struct {
+    uint64_t n_events;
+    uint32_t n_users, n_items;
+    uint32_t n_behaviours;  /* behaviour vocabulary size (≤ 255) */
+    uint32_t n_scenes;      /* scene vocabulary size (≥ 1: "" is scene 0 when none given) */
+    uint32_t n_ctx;         /* categorical context fields per event */
+    uint32_t n_tags;        /* item tag vocabulary size */
+    uint32_t n_item_num;    /* numeric item attributes (price…) */
+    uint32_t n_user_attrs;  /* categorical user attribute fields */
+    uint32_t flags;         /* SQ_DATA_* */
+    int64_t time_min, time_max; /* over all events */
+    uint64_t fingerprint;   /* content hash: binds a model to the dataset it was trained on */
+} sq_data_info;
+
+/* Opens and mmaps a dataset, checking magic, version and every section's checksum.
+ * Errors: SQ_ERR_IO, SQ_ERR_FORMAT (not a .sqd, other version, truncated, corrupt). */
+sq_status sq_data_open(sq_dataset **out, const char *path, sq_error *err);
+void sq_data_close(sq_dataset *d);
+
+const sq_data_info *sq_data_info_of(const sq_dataset *d);
+
+/* Per-user sequences in time order (ties in input order): user u's events are the indices
+ * [offsets[u], offsets[u+1]) of every per-event array. */
+const uint64_t *sq_data_offsets(const sq_dataset *d); /* n_users + 1 */
+const uint32_t *sq_data_items(const sq_dataset *d);   /* n_events */
+const int64_t *sq_data_times(const sq_dataset *d);    /* n_events, UTC seconds or file order */
+const uint8_t *sq_data_behaviours(const sq_dataset *d); /* n_events */
+const uint16_t *sq_data_scenes(const sq_dataset *d);  /* n_events */
+const float *sq_data_values(const sq_dataset *d);     /* n_events; NaN where none was given */
+const uint32_t *sq_data_context(const sq_dataset *d); /* n_events × n_ctx, row-major */
+const uint32_t *sq_data_sessions(const sq_dataset *d); /* n_events: session number within the
+                                                          user, from 0; NULL without sessions */
+
+/* Names. Each returns a NUL-terminated string (len may be NULL) or NULL when out of range. */
+const char *sq_data_user_id(const sq_dataset *d, uint32_t u, size_t *len);
+const char *sq_data_item_id(const sq_dataset *d, uint32_t i, size_t *len);
+const char *sq_data_behaviour_name(const sq_dataset *d, uint32_t b);
+const char *sq_data_scene_name(const sq_dataset *d, uint32_t s);
+const char *sq_data_ctx_name(const sq_dataset *d, uint32_t field);
+uint32_t sq_data_ctx_size(const sq_dataset *d, uint32_t field); /* values of that field */
+const char *sq_data_ctx_value(const sq_dataset *d, uint32_t field, uint32_t v);
+
+/* External id → dense id; UINT32_MAX when absent. (A hash index built at open.) */
+uint32_t sq_data_find_user(const sq_dataset *d, const char *id, size_t len);
+uint32_t sq_data_find_item(const sq_dataset *d, const char *id, size_t len);
+uint32_t sq_data_find_behaviour(const sq_dataset *d, const char *name);
+
+/* Item side information. */
+const uint32_t *sq_data_item_tags(const sq_dataset *d, uint32_t item, uint32_t *n); /* tag ids */
+const char *sq_data_tag_name(const sq_dataset *d, uint32_t tag);
+const char *sq_data_item_text(const sq_dataset *d, uint32_t item, size_t *len); /* "" if none */
+const float *sq_data_item_num(const sq_dataset *d); /* n_items × n_item_num; NaN: missing */
+const char *sq_data_item_num_name(const sq_dataset *d, uint32_t k);
+
+/* User attributes: n_users × n_user_attrs value ids, UINT32_MAX where missing. */
+const uint32_t *sq_data_user_attrs(const sq_dataset *d);
+const char *sq_data_user_attr_name(const sq_dataset *d, uint32_t field);
+uint32_t sq_data_user_attr_size(const sq_dataset *d, uint32_t field);
+const char *sq_data_user_attr_value(const sq_dataset *d, uint32_t field, uint32_t v);
+
+/* Statistics computed at ingest, the dense features models use.
+ * User row (width SQ_USTAT_FIXED + n_behaviours): the fixed columns below, then the share of
+ * each behaviour among the user's events (click rate, purchase rate…).
+ * Item row (width SQ_ISTAT_FIXED + n_behaviours): the same for items. */
+enum {
+    SQ_USTAT_EVENTS = 0,     /* events of the user */
+    SQ_USTAT_DISTINCT_ITEMS, /* distinct items */
+    SQ_USTAT_SPAN_DAYS,      /* (last − first event time) in days */
+    SQ_USTAT_PER_DAY,        /* activity: events / max(span_days, 1) */
+    SQ_USTAT_RECENCY_DAYS,   /* days from the user's last event to the dataset's last event */
+    SQ_USTAT_FIXED
+};
+enum {
+    SQ_ISTAT_EVENTS = 0,     /* popularity: events on the item */
+    SQ_ISTAT_USERS,          /* distinct users */
+    SQ_ISTAT_RECENCY_DAYS,   /* days from its last event to the dataset's last event */
+    SQ_ISTAT_FIXED
+};
+const float *sq_data_user_stats(const sq_dataset *d); /* n_users × (SQ_USTAT_FIXED + n_beh) */
+const float *sq_data_item_stats(const sq_dataset *d); /* n_items × (SQ_ISTAT_FIXED + n_beh) */
+
+/* The ingest report and provenance as JSON text (NUL-terminated), for stats and the
+ * dashboard: {"report":{…}, "inputs":[…], "options":{…}}. */
+const char *sq_data_meta_json(const sq_dataset *d);
+
+/* A description of a dataset for `seqrec stats` and the dashboard. */
+typedef struct {
+    uint64_t *behaviour_counts; /* n_behaviours */
+    uint64_t *scene_counts;     /* n_scenes */
+    uint32_t len_min, len_max;  /* sequence length (events per user) */
+    double len_mean;
+    uint32_t len_p25, len_p50, len_p75, len_p90, len_p99; /* nearest-rank percentiles */
+    double density;             /* distinct (user, item) pairs / (users × items) */
+    uint64_t items_with_tags, items_with_text, users_with_attrs;
+} sq_data_summary;
+
+/* Computes the summary (one pass over the events). Free with sq_data_summary_free.
+ * Errors: SQ_ERR_NOMEM. */
+sq_status sq_data_summarize(const sq_dataset *d, sq_data_summary *s, sq_error *err);
+void sq_data_summary_free(sq_data_summary *s);
+/* The `seqrec stats --json` object as a malloc'd string (free with sq_free):
+ * {"events","users","items","behaviours":{name:count},"scenes":{…},"time_min","time_max",
+ *  "real_time","sequence_length":{min,p25,p50,p75,p90,p99,max,mean},"density",
+ *  "context_fields":[…],"side":{…},"ingest":{report}}. NULL when out of memory. */
+char *sq_data_stats_json(const sq_dataset *d, const sq_data_summary *s);
+
+/* =========================================== Splits ========================================== */
+
+typedef enum { SQ_SPLIT_LOO = 0, SQ_SPLIT_TEMPORAL, SQ_SPLIT_KFOLD } sq_split_kind;
+
+/* A split is a view: for each user u with sequence length n_u, positions [0, train_end[u]) are
+ * training targets, [train_end[u], valid_end[u]) validation targets, [valid_end[u], n_u) test
+ * targets. A target at position p is always predicted from positions [0, p) of the same user.
+ * Invariant: train_end[u] ≤ valid_end[u] ≤ n_u, so no test event precedes a training event. */
+typedef struct {
+    sq_split_kind kind;
+    uint32_t n_users;
+    uint32_t *train_end; /* per user */
+    uint32_t *valid_end; /* per user */
+    int64_t t_valid, t_test; /* temporal: the cut times */
+    uint32_t fold, n_folds;  /* kfold: which fold is held out, of how many */
+} sq_split;
+
+/* Leave-one-out: last event test, the one before validation, the rest training. Users with
+ * fewer than 3 events keep all of them for training (as in SASRec's data_partition). */
+sq_status sq_split_loo(const sq_dataset *d, sq_split *s, sq_error *err);
+/* Global temporal cut: events before the time quantile 1 − valid_frac − test_frac train, before
+ * 1 − test_frac validation, the rest test. Errors: SQ_ERR_ARG for fractions outside (0, 1). */
+sq_status sq_split_temporal(const sq_dataset *d, double valid_frac, double test_frac,
+                            sq_split *s, sq_error *err);
+/* k-fold over users: users are dealt into k folds by a seeded shuffle; users of fold `fold` are
+ * held out (validation: all but their last event, test: their last event), the others train on
+ * everything. Folds are disjoint and cover every user. Errors: SQ_ERR_ARG for k < 2 or
+ * fold ≥ k. */
+sq_status sq_split_kfold(const sq_dataset *d, uint32_t k, uint32_t fold, uint64_t seed,
+                         sq_split *s, sq_error *err);
+void sq_split_free(sq_split *s);
+
+/* ========================================= Generator ========================================= */
+
+/* A synthetic log with planted, known structure:
+ *  - items fall into clusters; within a session a user walks a sparse Markov chain over their
+ *    current cluster's items (each item has a few likely successors), switching cluster rarely;
+ *  - every user has a taste (preferred clusters);
+ *  - a view → cart → buy funnel whose conversion rates depend on the scene (and the device);
+ *  - context fields (device, hour bucket) that shift behaviour;
+ *  - items carry tags derived from their cluster and a short title text.
+ * The same options and seed give byte-identical output. */
+typedef struct {
+    uint32_t users, items;      /* counts (items ≥ clusters) */
+    uint64_t events;            /* total events to write (approximately per user, exact total) */
+    uint32_t clusters;          /* item clusters; 0: about sqrt(items) */
+    const char *behaviours;     /* funnel names, first is the most common; NULL: "view,cart,buy" */
+    uint32_t scenes;            /* 0: 3 */
+    uint64_t seed;
+    sq_format format;           /* output format (SQ_FMT_AUTO: from the file name) */
+    int gzip;                   /* compress (also implied by a .gz name) */
+    int64_t t0;                 /* first timestamp; 0: 2024-01-01 */
+    sq_reporter reporter;
+} sq_gen_opts;
+
+/* Writes the log (and, for movielens/recbole, side files beside it) atomically.
+ * Errors: SQ_ERR_ARG, SQ_ERR_IO, SQ_ERR_NOMEM. */
+sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

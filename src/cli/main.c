@@ -1,0 +1,42 @@
+/* main.c — `seqrec <command>`: dispatch to the command table in cli.h. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const sq_cli_command commands[] = {
+    {"generate", "write a synthetic event log with planted structure", cmd_generate},
+    {"ingest", "read event logs, clean them and write a .sqd dataset", cmd_ingest},
+    {"stats", "describe a .sqd dataset", cmd_stats},
+    {"bench", "measure a part of seqrec and print the figures", cmd_bench},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "seqrec %s — recommendations from user behaviour sequences\n\n"
+            "usage: seqrec <command> [options]   (seqrec <command> --help for details)\n\n"
+            "commands:\n",
+            SEQREC_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("seqrec %s\n", SEQREC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "seqrec: unknown command '%s' (seqrec --help lists them)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,94 @@
+/* testutil.c — see testutil.h. */
+#define _DEFAULT_SOURCE
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void remove_tmpdir(void) {
+    if (tmpdir[0] && !getenv("SEQREC_KEEP_TMP")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+}
+
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/seqrec-test-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
+const char *test_tmp(const char *name) {
+    static char buf[8][512];
+    static int slot;
+    char *b = buf[slot++ % 8];
+    snprintf(b, 512, "%s/%s", test_tmpdir(), name);
+    return b;
+}
+
+const char *test_data_path(const char *rel) {
+    static char buf[1024];
+    const char *root = getenv("SEQREC_DATA");
+    if (!root || !*root) root = "../shared/data";
+    snprintf(buf, sizeof buf, "%s/%s", root, rel);
+    struct stat st;
+    return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+const char *test_fixture(const char *rel) {
+    static char buf[8][1024];
+    static int slot;
+    char *b = buf[slot++ % 8];
+    const char *root = getenv("SEQREC_FIXTURES");
+    if (!root || !*root) root = "tests/fixtures";
+    snprintf(b, 1024, "%s/%s", root, rel);
+    return b;
+}
+
+void test_write_file(const char *path, const char *data, size_t n) {
+    if (n == (size_t)-1) n = strlen(data);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+char *test_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    if (fread(b, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        free(b);
+        return NULL;
+    }
+    b[len] = 0;
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return b;
+}
+
+int test_system(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
