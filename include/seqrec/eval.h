@@ -1,0 +1,79 @@
+/* eval.h — ranking metrics and their confidence intervals, computed honestly.
+ *
+ * Full ranking: a user's target is ranked against every item (minus the items excluded for
+ * that user, e.g. their history). Its rank is given as (higher, ties): how many candidates score
+ * strictly higher, and how many score exactly the same. Ties are broken uniformly at random *in
+ * expectation*: every metric is the mean of its value over ranks higher .. higher + ties. So a
+ * model that gives every item the same score gets the metrics of a random ranking, not perfect
+ * ones (the classic `>`-only bug), and not zero either.
+ *
+ * Accumulation: sq_eval_acc collects per-user metric values (so that confidence intervals can
+ * resample users) and reports means and 95 % bootstrap intervals.
+ *
+ * Ownership: sq_eval_acc_create/free. Not thread-safe: use one accumulator per thread and merge
+ * them with sq_eval_acc_merge in a fixed order. */
+#ifndef SEQREC_EVAL_H
+#define SEQREC_EVAL_H
+
+#include "seqrec/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SQ_EVAL_MAX_K = 8 };
+
+/* The metrics of one list of K values. Index with sq_eval_metric_index. */
+typedef enum {
+    SQ_M_HR = 0, /* hit rate: at least one target in the top K */
+    SQ_M_NDCG,   /* normalised discounted cumulative gain at K */
+    SQ_M_MRR,    /* reciprocal rank of the first target if within K, else 0 */
+    SQ_M_PREC,   /* targets in the top K / K */
+    SQ_M_RECALL, /* targets in the top K / targets */
+    SQ_M_PER_K   /* metrics per K */
+} sq_metric;
+
+const char *sq_metric_name(sq_metric m); /* "hr", "ndcg", "mrr", "precision", "recall" */
+
+/* Rank of one target among scores[0..n) (n candidates including the target): counts the
+ * candidates scoring strictly higher and equally (the target itself excluded). `excluded`
+ * (sorted or not, may contain the target, which is never excluded) lists item ids that are not
+ * candidates. NaN scores count as lower than everything. */
+void sq_eval_rank(const float *scores, uint32_t n, uint32_t target, const uint32_t *excluded,
+                  size_t n_excluded, uint64_t *higher, uint64_t *ties);
+
+/* Metric values for a single target of rank (higher, ties) among `candidates` items, into
+ * out[k_index * SQ_M_PER_K + metric], and the AUC (fraction of other candidates ranked below,
+ * ties counting half) into *auc. */
+void sq_eval_single(uint64_t higher, uint64_t ties, uint64_t candidates, const uint32_t *k, int n_k,
+                    double *out, double *auc);
+
+/* Metric values for several targets: positions[i] is the 0-based position of target i in the
+ * ranking (ties already resolved by the caller, e.g. mid-rank); n_targets of them. */
+void sq_eval_multi(const uint64_t *positions, size_t n_targets, const uint32_t *k, int n_k,
+                   double *out);
+
+typedef struct sq_eval_acc sq_eval_acc;
+
+/* An accumulator for the metrics at k[0..n_k) plus AUC. NULL on bad n_k or out of memory. */
+sq_eval_acc *sq_eval_acc_create(const uint32_t *k, int n_k);
+void sq_eval_acc_free(sq_eval_acc *a);
+/* Adds one user's values (as filled by sq_eval_single / sq_eval_multi, and its AUC). */
+sq_status sq_eval_acc_add(sq_eval_acc *a, const double *values, double auc);
+sq_status sq_eval_acc_merge(sq_eval_acc *into, const sq_eval_acc *from);
+size_t sq_eval_acc_users(const sq_eval_acc *a);
+
+typedef struct {
+    double mean, lo, hi; /* mean and its 95 % bootstrap percentile interval */
+} sq_eval_stat;
+
+/* Means over users and 95 % bootstrap intervals (`rounds` resamples of users with
+ * replacement, seeded; rounds 0: lo = hi = mean). out has n_k * SQ_M_PER_K entries; auc one.
+ * Errors: SQ_ERR_EMPTY when no user was added, SQ_ERR_NOMEM. */
+sq_status sq_eval_acc_summary(const sq_eval_acc *a, uint32_t rounds, uint64_t seed,
+                              sq_eval_stat *out, sq_eval_stat *auc, sq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
