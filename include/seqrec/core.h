@@ -46,7 +46,7 @@ typedef enum {
 enum { SQ_ERR_MSG_MAX = 512 };
 
 typedef struct {
-    sq_status code;          /* SQ_OK when nothing went wrong */
+    sq_status code;           /* SQ_OK when nothing went wrong */
     char msg[SQ_ERR_MSG_MAX]; /* one line, no trailing newline */
 } sq_error;
 
@@ -129,8 +129,7 @@ sq_strmap *sq_strmap_create(size_t expected); /* NULL when out of memory */
 void sq_strmap_free(sq_strmap *m);
 /* Id of key, inserting it when absent (then *inserted = 1 if inserted is not NULL).
  * Returns SQ_OK, SQ_ERR_NOMEM, or SQ_ERR_LIMIT past 2^32 - 2 keys. */
-sq_status sq_strmap_intern(sq_strmap *m, const char *key, size_t len, uint32_t *id,
-                           int *inserted);
+sq_status sq_strmap_intern(sq_strmap *m, const char *key, size_t len, uint32_t *id, int *inserted);
 /* Id of key, or UINT32_MAX when absent. */
 uint32_t sq_strmap_find(const sq_strmap *m, const char *key, size_t len);
 size_t sq_strmap_count(const sq_strmap *m);
@@ -160,26 +159,26 @@ typedef void (*sq_progress_fn)(void *ud, const char *stage, uint64_t done, uint6
                                const char *unit);
 
 typedef struct {
-    sq_log_fn log;            /* messages; NULL: dropped */
-    sq_progress_fn progress;  /* progress of long work; NULL: none */
-    void *ud;                 /* passed to both */
+    sq_log_fn log;           /* messages; NULL: dropped */
+    sq_progress_fn progress; /* progress of long work; NULL: none */
+    void *ud;                /* passed to both */
 } sq_reporter;
 
-void sq_report_log(const sq_reporter *r, sq_log_level level, const char *module,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void sq_report_log(const sq_reporter *r, sq_log_level level, const char *module, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 void sq_report_progress(const sq_reporter *r, const char *stage, uint64_t done, uint64_t total,
                         const char *unit);
 
 /* A terminal progress renderer for the CLI: on a TTY a redrawn bar with rate and ETA (at most
  * 10 redraws a second), otherwise one plain line every few seconds; nothing when quiet. */
 typedef struct {
-    FILE *out;          /* usually stderr */
-    int tty;            /* draw a bar (1) or plain lines (0) */
-    int quiet;          /* print nothing */
-    double t_start;     /* wall time the current stage began */
-    double t_last;      /* wall time of the last redraw */
-    char stage[96];     /* current stage, to notice a new one */
-    int open_line;      /* a bar is on screen without its newline yet */
+    FILE *out;      /* usually stderr */
+    int tty;        /* draw a bar (1) or plain lines (0) */
+    int quiet;      /* print nothing */
+    double t_start; /* wall time the current stage began */
+    double t_last;  /* wall time of the last redraw */
+    char stage[96]; /* current stage, to notice a new one */
+    int open_line;  /* a bar is on screen without its newline yet */
 } sq_progress_bar;
 
 void sq_progress_bar_init(sq_progress_bar *b, FILE *out, int quiet);
@@ -188,6 +187,43 @@ void sq_progress_bar_update(void *bar, const char *stage, uint64_t done, uint64_
 void sq_progress_bar_done(sq_progress_bar *b); /* ends an open bar line */
 
 double sq_now(void); /* monotonic wall-clock seconds */
+
+/* ========================================== Config =========================================== */
+
+/* A flat, ordered set of key → value strings: a model's or a run's configuration. Built from
+ * defaults, then a config file (a flat JSON object, or "key = value" lines with # comments),
+ * then `--set key=value` overrides; stored in model files as JSON. Getters parse on demand and
+ * report the key and the bad value. */
+typedef struct sq_config sq_config;
+
+sq_config *sq_config_create(void); /* NULL when out of memory */
+void sq_config_free(sq_config *c);
+sq_config *sq_config_clone(const sq_config *c);
+/* Sets key to value (both copied), replacing an earlier value. SQ_ERR_ARG for an empty or
+ * malformed key (letters, digits, '_', '.', '-'), SQ_ERR_NOMEM. */
+sq_status sq_config_set(sq_config *c, const char *key, const char *value, sq_error *err);
+/* Sets only when the key is absent (defaults). */
+sq_status sq_config_default(sq_config *c, const char *key, const char *value, sq_error *err);
+/* "key=value" as given to --set. */
+sq_status sq_config_set_arg(sq_config *c, const char *arg, sq_error *err);
+/* Reads a config file (JSON object or key = value lines). Errors name file:line. */
+sq_status sq_config_load(sq_config *c, const char *path, sq_error *err);
+/* Merges a flat JSON object text (numbers, strings, booleans). */
+sq_status sq_config_from_json(sq_config *c, const char *json, const char *what, sq_error *err);
+/* A flat JSON object of all keys (numbers stay numbers); malloc'd, free with sq_free. */
+char *sq_config_to_json(const sq_config *c);
+const char *sq_config_get(const sq_config *c, const char *key); /* NULL when absent */
+size_t sq_config_count(const sq_config *c);
+const char *sq_config_key_at(const sq_config *c, size_t i);
+/* Typed getters: the default when absent; SQ_ERR_ARG "key 'hidden': 'abc' is not an integer"
+ * (or out of [lo, hi]) otherwise. */
+sq_status sq_config_int(const sq_config *c, const char *key, long def, long lo, long hi, long *out,
+                        sq_error *err);
+sq_status sq_config_double(const sq_config *c, const char *key, double def, double lo, double hi,
+                           double *out, sq_error *err);
+/* One of a |-separated list of choices ("ce|bce|sampled"); returns its index. */
+sq_status sq_config_choice(const sq_config *c, const char *key, const char *choices, int def,
+                           int *out, sq_error *err);
 
 /* ======================================= Small helpers ======================================= */
 
