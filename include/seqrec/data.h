@@ -262,6 +262,10 @@ sq_status sq_split_temporal(const sq_dataset *d, double valid_frac, double test_
 sq_status sq_split_kfold(const sq_dataset *d, uint32_t k, uint32_t fold, uint64_t seed,
                          sq_split *s, sq_error *err);
 void sq_split_free(sq_split *s);
+/* A split by protocol name: "loo", "temporal" (valid 0.1, test 0.1 of the time range's
+ * events), "kfold" (5 folds, `fold` held out). Errors: SQ_ERR_ARG for another name. */
+sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold, uint64_t seed,
+                        sq_split *s, sq_error *err);
 
 /* ========================================= Generator ========================================= */
 
@@ -287,8 +291,29 @@ typedef struct {
 } sq_gen_opts;
 
 /* Writes the log (and, for movielens/recbole, side files beside it) atomically.
- * Errors: SQ_ERR_ARG, SQ_ERR_IO, SQ_ERR_NOMEM. */
+ * Users and items are written as their numbers 0..users-1 and 0..items-1; users in order, each
+ * user's events in time order. Format from the name when o->format is SQ_FMT_AUTO: .csv, .tsv,
+ * .jsonl/.json, .dat (movielens; movies.dat beside it), .inter (recbole; <stem>.item beside it),
+ * .txt (plain), each optionally .gz. Movielens and plain have no behaviour column: every event
+ * is then a view/rating. The planted model is described in docs/generator.md.
+ * Errors: SQ_ERR_ARG (users, items or events 0; clusters > items; scenes > 1000; behaviours not
+ * 1..8 names of [A-Za-z0-9_-]; t0 outside 0..2100-01-01; format not known from the name),
+ * SQ_ERR_IO (nothing is left at path or beside it), SQ_ERR_NOMEM. */
 sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err);
+
+/* Ground truth of the planted structure, for tests that measure what a model learnt. Pure
+ * functions of the options (o->seed, o->items, o->clusters); `item` is an item number as
+ * written in the log, < o->items. Within a session the next view follows one of the item's
+ * SQ_GEN_SUCCESSORS strong successors with probability SQ_GEN_P_FOLLOW (split 0.5/0.3/0.2,
+ * out[0] most likely), so predicting out[0] scores HR@1 ≈ 0.35 and out[0..2] HR@3 ≈ 0.70 on
+ * consecutive same-session views, before popularity draws that happen to hit them. */
+enum { SQ_GEN_SUCCESSORS = 3 };
+#define SQ_GEN_P_FOLLOW 0.70
+uint32_t sq_gen_clusters(const sq_gen_opts *o);                  /* resolved cluster count */
+uint32_t sq_gen_cluster_of(const sq_gen_opts *o, uint32_t item); /* 0..clusters-1 */
+/* Items of the same cluster, distinct and ≠ item when the cluster has ≥ 4 members (a
+ * 1-member cluster's successors are the item itself). */
+void sq_gen_successors(const sq_gen_opts *o, uint32_t item, uint32_t out[SQ_GEN_SUCCESSORS]);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #define SEQREC_EVAL_H
 
 #include "seqrec/core.h"
+#include "seqrec/data.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,49 @@ typedef struct {
  * Errors: SQ_ERR_EMPTY when no user was added, SQ_ERR_NOMEM. */
 sq_status sq_eval_acc_summary(const sq_eval_acc *a, uint32_t rounds, uint64_t seed,
                               sq_eval_stat *out, sq_eval_stat *auc, sq_error *err);
+
+/* The k best of scores[0..n) (NaN never chosen), skipping the `excluded` ids, best first;
+ * ties by the smaller id. Returns how many were written (≤ k). */
+uint32_t sq_topk(const float *scores, uint32_t n, uint32_t k, const uint32_t *excluded,
+                 size_t n_excluded, uint32_t *ids, float *vals);
+
+/* ================================= Evaluating a model ================================= */
+
+struct sq_model;
+
+typedef enum { SQ_EVAL_TEST = 0, SQ_EVAL_VALID } sq_eval_part;
+
+typedef struct {
+    uint32_t k[SQ_EVAL_MAX_K]; /* cut-offs; n_k 0: 1, 5, 10, 20 */
+    int n_k;
+    sq_eval_part part;  /* which targets: test (after valid_end) or validation */
+    int keep_history;   /* 0 (default): the user's earlier items are not ranked */
+    uint32_t sampled;   /* 0: full ranking over all items (default); N: rank among N
+                           uniformly sampled items the user never had ("sampled") */
+    uint32_t max_users; /* evaluate at most this many users (an even spread); 0: all */
+    uint32_t bootstrap; /* resamples for the 95 % intervals; 0: none */
+    uint32_t batch;     /* users scored per call; 0: 256 */
+    uint64_t seed;
+    sq_reporter reporter;
+} sq_eval_opts;
+
+typedef struct {
+    uint32_t k[SQ_EVAL_MAX_K];
+    int n_k;
+    sq_eval_stat m[SQ_EVAL_MAX_K][SQ_M_PER_K]; /* [k index][metric] */
+    sq_eval_stat auc;
+    uint64_t users; /* users with at least one target */
+    uint64_t targets;
+    uint64_t candidates; /* items ranked per user (before history exclusion) */
+    double seconds;
+} sq_eval_result;
+
+/* Scores every user that has targets in the chosen part and accumulates the metrics. A target
+ * at position p is predicted from the user's events [0, p) (never from later ones); with
+ * several targets (temporal splits) all are predicted from [0, first target).
+ * Errors: SQ_ERR_EMPTY (no user has a target), SQ_ERR_NOMEM, and the model's own. */
+sq_status sq_evaluate(const struct sq_model *m, const sq_dataset *d, const sq_split *s,
+                      const sq_eval_opts *o, sq_eval_result *r, sq_error *err);
 
 #ifdef __cplusplus
 }

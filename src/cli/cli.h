@@ -18,6 +18,10 @@ int cmd_generate(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
+int cmd_similar(int argc, char **argv);
 
 /* One option: names "o|output" (short|long), a kind, where the value goes, help text. */
 typedef enum {

@@ -8,6 +8,10 @@ static const sq_cli_command commands[] = {
     {"generate", "write a synthetic event log with planted structure", cmd_generate},
     {"ingest", "read event logs, clean them and write a .sqd dataset", cmd_ingest},
     {"stats", "describe a .sqd dataset", cmd_stats},
+    {"train", "train a model on a dataset and save it (.sqm)", cmd_train},
+    {"eval", "evaluate a model: full-ranking metrics with confidence intervals", cmd_eval},
+    {"recommend", "top-k items for a user", cmd_recommend},
+    {"similar", "items nearest to an item", cmd_similar},
     {"bench", "measure a part of seqrec and print the figures", cmd_bench},
 };
 

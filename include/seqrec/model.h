@@ -1,0 +1,111 @@
+/* model.h — every recommender behind one interface: create from a config and a dataset's shape,
+ * fit (one shot) or train batch by batch, score sequences against all items, save, load.
+ *
+ *   sq_model_create(kind, cfg, dataset) ─▶ model ─┬─ fit(dataset, split)        (pop, itemknn)
+ *                                                 └─ train_batch(batch) × steps  (neural models:
+ *                                                    the train module runs the loop)
+ *   model ─▶ sq_model_score(sequences) ─▶ scores over all items ─▶ eval / recommend / serve
+ *   model ─▶ sq_model_save(path) ─▶ .sqm ─▶ sq_model_load(path, dataset)
+ *
+ * Scoring takes *sequences*, not user ids: the same call ranks for a dataset user, for a user
+ * whose events arrived a moment ago (serve), or for a one-item "session" (similar items).
+ *
+ * Ownership: sq_model_create/sq_model_load return a model freed by sq_model_free. A model is
+ * read-only while scoring: score may be called from several threads, each with its own arena. */
+#ifndef SEQREC_MODEL_H
+#define SEQREC_MODEL_H
+
+#include "seqrec/core.h"
+#include "seqrec/data.h"
+#include "seqrec/model_file.h"
+#include "seqrec/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One input sequence, oldest event first. Optional arrays may be NULL. */
+typedef struct {
+    const uint32_t *items;  /* n item ids (dataset ids) */
+    const uint8_t *beh;     /* n behaviour ids, or NULL */
+    const int64_t *ts;      /* n times, or NULL */
+    const uint16_t *scene;  /* n scenes, or NULL */
+    uint32_t n;             /* events */
+    uint32_t user;          /* dataset user id, or UINT32_MAX for a user the model never saw */
+} sq_seq;
+
+/* A training batch for iterative models, built by the train module. Item ids are shifted by
+ * one so that 0 is padding. Sequences are left-padded to T. */
+typedef struct {
+    uint32_t B, T;          /* sequences, positions */
+    const uint32_t *users;  /* [B] dataset user ids */
+    const uint32_t *inputs; /* [B, T] item id + 1; 0 = padding */
+    const uint32_t *targets;/* [B, T] next item id + 1; 0 = no target at this position */
+    const uint8_t *in_beh;  /* [B, T] behaviours of the inputs, or NULL */
+    const uint32_t *negs;   /* [B, T, n_neg] sampled negative item id + 1, or NULL */
+    uint32_t n_neg;
+} sq_batch;
+
+typedef struct sq_model sq_model;
+
+typedef struct {
+    const char *name;   /* "sasrec" */
+    const char *about;  /* one line for --help */
+    int iterative;      /* 1: trained batch by batch (train_batch); 0: fit once */
+    /* Reads the config (filling in every default so the saved config is complete) and builds
+     * the model for m->info: declares and allocates parameters or its own state. */
+    sq_status (*init)(sq_model *m, sq_rng *rng, sq_error *err);
+    /* Non-iterative models: learn from the training part of the split. */
+    sq_status (*fit)(sq_model *m, const sq_dataset *d, const sq_split *s,
+                     const sq_reporter *rep, sq_error *err);
+    /* Iterative models: forward + backward of one batch; gradients accumulate into m->params
+     * (zeroed by the caller), *loss is the batch mean loss. */
+    sq_status (*train_batch)(sq_model *m, const sq_batch *b, sq_arena *a, sq_rng *rng,
+                             double *loss, sq_error *err);
+    /* Scores of every item for each of B sequences into out [B, n_items] (higher is better). */
+    sq_status (*score)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                       sq_arena *a, sq_error *err);
+    /* Model-specific state beyond m->params, as blobs to save (pointers into the model; the
+     * array itself is malloc'd and freed by the caller) and to restore. May be NULL. */
+    sq_status (*save_state)(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err);
+    sq_status (*load_state)(sq_model *m, const sq_sqm *f, sq_error *err);
+    void (*destroy)(sq_model *m);
+} sq_model_ops;
+
+struct sq_model {
+    const sq_model_ops *ops;
+    sq_config *cfg;    /* the complete configuration (owned) */
+    sq_data_info info; /* the shape and fingerprint of the dataset it belongs to */
+    sq_params params;  /* trainable tensors (empty for non-neural models) */
+    void *impl;        /* model-specific state, owned by ops->destroy */
+};
+
+/* The registered kinds, NULL-terminated; sq_model_find(name) or NULL. */
+const sq_model_ops *const *sq_model_kinds(void);
+const sq_model_ops *sq_model_find(const char *name);
+
+/* Creates an untrained model of `kind` for dataset d with config cfg (copied; may be NULL).
+ * Errors: SQ_ERR_ARG (unknown kind: the message lists the known ones; bad config values),
+ * SQ_ERR_NOMEM. */
+sq_status sq_model_create(sq_model **out, const char *kind, const sq_config *cfg,
+                          const sq_dataset *d, uint64_t seed, sq_error *err);
+void sq_model_free(sq_model *m);
+
+/* Scores; see sq_model_ops.score. out is [B, n_items]. */
+sq_status sq_model_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                         sq_arena *a, sq_error *err);
+
+/* Saves atomically: header (kind, config, dataset fingerprint), parameters, model state. */
+sq_status sq_model_save(const sq_model *m, const char *path, sq_error *err);
+/* Loads a model file for dataset d (may be NULL: no check). Errors: SQ_ERR_IO, SQ_ERR_FORMAT
+ * (corrupt, truncated, unknown kind, missing tensor), SQ_ERR_MISMATCH (trained on another
+ * dataset: the message names both fingerprints). */
+sq_status sq_model_load(sq_model **out, const char *path, const sq_dataset *d, sq_error *err);
+
+/* The sequence of user u in d, truncated to events [0, end): for evaluation and recommend. */
+sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,172 @@
+/* cmd_eval.c — `seqrec eval model.sqm data.sqd`: full-ranking metrics with 95 % bootstrap
+ * intervals; the protocol, the K list and whether history is excluded are always printed. */
+#include "cli/cli.h"
+#include "seqrec/eval.h"
+#include "seqrec/model.h"
+
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_k(const char *s, sq_eval_opts *o) {
+    o->n_k = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 100000 || o->n_k == SQ_EVAL_MAX_K)
+            return -1;
+        o->k[o->n_k++] = (uint32_t)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return o->n_k ? 0 : -1;
+}
+
+static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "protocol", protocol);
+    cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
+    if (o->sampled)
+        cJSON_AddNumberToObject(j, "sampled_negatives", o->sampled);
+    cJSON_AddStringToObject(j, "history", o->keep_history ? "kept" : "excluded");
+    cJSON_AddStringToObject(j, "part", o->part == SQ_EVAL_TEST ? "test" : "valid");
+    cJSON *k = cJSON_AddArrayToObject(j, "k");
+    for (int i = 0; i < r->n_k; i++)
+        cJSON_AddItemToArray(k, cJSON_CreateNumber(r->k[i]));
+    cJSON *m = cJSON_AddObjectToObject(j, "metrics");
+    cJSON *ci = cJSON_AddObjectToObject(j, "ci95");
+    for (int i = 0; i < r->n_k; i++)
+        for (int t = 0; t < SQ_M_PER_K; t++) {
+            char key[40];
+            snprintf(key, sizeof key, "%s@%u", sq_metric_name((sq_metric)t), r->k[i]);
+            cJSON_AddNumberToObject(m, key, r->m[i][t].mean);
+            cJSON *pair = cJSON_AddArrayToObject(ci, key);
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->m[i][t].lo));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->m[i][t].hi));
+        }
+    cJSON_AddNumberToObject(m, "auc", r->auc.mean);
+    cJSON *pair = cJSON_AddArrayToObject(ci, "auc");
+    cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.lo));
+    cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.hi));
+    cJSON_AddNumberToObject(j, "users", (double)r->users);
+    cJSON_AddNumberToObject(j, "targets", (double)r->targets);
+    cJSON_AddNumberToObject(j, "candidates", (double)r->candidates);
+    cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    char *s = cJSON_PrintUnformatted(j);
+    puts(s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+static void print_text(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
+    printf("protocol %s, %s ranking%s, history %s, %s targets, %llu users, %llu candidates\n",
+           protocol, o->sampled ? "SAMPLED" : "full",
+           o->sampled ? " (target + sampled negatives)" : " over all items",
+           o->keep_history ? "kept" : "excluded", o->part == SQ_EVAL_TEST ? "test" : "validation",
+           (unsigned long long)r->users, (unsigned long long)r->candidates);
+    printf("%-6s", "K");
+    for (int t = 0; t < SQ_M_PER_K; t++)
+        printf("  %-24s", sq_metric_name((sq_metric)t));
+    printf("\n");
+    for (int i = 0; i < r->n_k; i++) {
+        printf("%-6u", r->k[i]);
+        for (int t = 0; t < SQ_M_PER_K; t++) {
+            char cell[64];
+            snprintf(cell, sizeof cell, "%.4f [%.4f, %.4f]", r->m[i][t].mean, r->m[i][t].lo,
+                     r->m[i][t].hi);
+            printf("  %-24s", cell);
+        }
+        printf("\n");
+    }
+    printf("AUC %.4f [%.4f, %.4f]  (95 %% bootstrap intervals; %.2f s)\n", r->auc.mean, r->auc.lo,
+           r->auc.hi, r->seconds);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *pos[2];
+    int npos = 0, json = 0, keep = 0, quiet = 0;
+    const char *protocol = NULL, *ks = "1,5,10,20", *part = "test";
+    uint64_t sampled = 0, boot = 1000, seed = 42, fold = 0, threads = 0, max_users = 0;
+    const sq_opt opts[] = {
+        {"protocol", OPT_STR, &protocol, "P",
+         "loo, temporal or kfold (default: the one the model was trained with)", 0, 0},
+        {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold", 0, 0},
+        {"k", OPT_STR, &ks, "LIST", "cut-offs (default 1,5,10,20)", 0, 0},
+        {"keep-history", OPT_FLAG, &keep, NULL,
+         "also rank items the user already had (default: excluded)", 0, 0},
+        {"sampled", OPT_U64, &sampled, "N",
+         "rank among N sampled negatives instead of all items (labelled 'sampled')", 0, 0},
+        {"part", OPT_STR, &part, "P", "test (default) or valid", 0, 0},
+        {"bootstrap", OPT_U64, &boot, "R", "resamples for 95% intervals (default 1000)", 0, 0},
+        {"max-users", OPT_U64, &max_users, "N", "evaluate an even spread of N users", 0, 0},
+        {"seed", OPT_U64, &seed, "S", "seed of bootstrap and sampling", 0, 0},
+        {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
+        {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
+    };
+    sq_cli_spec spec = {"seqrec eval model.sqm data.sqd [--protocol loo] [--k 1,5,10,20] [--json]",
+                        "Evaluates a model: leave-one-out full ranking over all items by "
+                        "default,\nwith the user's history excluded; HR, NDCG, MRR, precision, "
+                        "recall at K and AUC\nwith 95% bootstrap confidence intervals.",
+                        opts,
+                        (int)(sizeof opts / sizeof *opts),
+                        pos,
+                        2,
+                        2,
+                        &npos};
+    int rc = sq_cli_parse(&spec, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    sq_eval_opts o = {0};
+    if (parse_k(ks, &o)) {
+        fprintf(stderr, "seqrec eval: --k: a comma list of up to %d positive integers\n",
+                SQ_EVAL_MAX_K);
+        return 2;
+    }
+    if (strcmp(part, "test") && strcmp(part, "valid")) {
+        fprintf(stderr, "seqrec eval: --part: test or valid\n");
+        return 2;
+    }
+    if (threads)
+        omp_set_num_threads((int)threads);
+    o.part = strcmp(part, "test") ? SQ_EVAL_VALID : SQ_EVAL_TEST;
+    o.keep_history = keep;
+    o.sampled = (uint32_t)sampled;
+    o.bootstrap = (uint32_t)boot;
+    o.seed = seed;
+    o.max_users = (uint32_t)max_users;
+    sq_cli_reporter cr;
+    o.reporter = sq_cli_reporter_init(&cr, quiet || json);
+    sq_error err = {0};
+    sq_dataset *d = NULL;
+    sq_model *m = NULL;
+    sq_split split = {0};
+    sq_eval_result r;
+    int ret = 1;
+    if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
+        goto done;
+    if (!protocol)
+        protocol = sq_config_get(m->cfg, "protocol");
+    if (!protocol)
+        protocol = "loo";
+    if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+        goto done;
+    if (sq_evaluate(m, d, &split, &o, &r, &err))
+        goto done;
+    sq_progress_bar_done(&cr.bar);
+    if (json)
+        print_json(&r, protocol, &o);
+    else
+        print_text(&r, protocol, &o);
+    ret = 0;
+done:
+    sq_progress_bar_done(&cr.bar);
+    if (ret)
+        sq_cli_fail("eval", &err);
+    sq_split_free(&split);
+    sq_model_free(m);
+    sq_data_close(d);
+    return ret;
+}

@@ -1,0 +1,155 @@
+/* cmd_train.c — `seqrec train data.sqd --model M -o model.sqm`: build the model from its config,
+ * fit it on the training part of the split, report validation metrics, save. */
+#include "cli/cli.h"
+#include "seqrec/eval.h"
+#include "seqrec/model.h"
+
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <string.h>
+
+static void model_list(char *buf, size_t cap) {
+    size_t o = 0;
+    const sq_model_ops *const *k = sq_model_kinds();
+    for (size_t i = 0; k[i] && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "|" : "", k[i]->name);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *pos[1], *sets[64];
+    int npos = 0, nsets = 0, quiet = 0, json = 0;
+    const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL;
+    uint64_t seed = 42, threads = 0, fold = 0;
+    char models[256], model_help[320];
+    model_list(models, sizeof models);
+    snprintf(model_help, sizeof model_help, "the model: %s", models);
+    const sq_opt opts[] = {
+        {"model", OPT_STR, &model, "M", model_help, 0, 0},
+        {"o|output", OPT_STR, &out, "FILE", "the model file to write (.sqm)", 0, 0},
+        {"config", OPT_STR, &config, "FILE", "config file (JSON object or key = value lines)", 0,
+         0},
+        {"set", OPT_MULTI, sets, "KEY=VALUE", "override one config key (repeatable)", &nsets, 64},
+        {"protocol", OPT_STR, &protocol, "P", "split: loo (default), temporal, kfold", 0, 0},
+        {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
+        {"metrics-log", OPT_STR, &log_path, "FILE", "append JSON lines of metrics per epoch", 0, 0},
+        {"seed", OPT_U64, &seed, "S", "random seed (default 42)", 0, 0},
+        {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "print the result as one JSON object", 0, 0},
+        {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
+    };
+    sq_cli_spec spec = {"seqrec train data.sqd --model M [--set key=value]... -o model.sqm",
+                        "Trains a model on the training part of the split (leave-one-out by "
+                        "default),\nreports validation metrics (full ranking) and saves it.",
+                        opts,
+                        (int)(sizeof opts / sizeof *opts),
+                        pos,
+                        1,
+                        1,
+                        &npos};
+    int rc = sq_cli_parse(&spec, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (!model || !out) {
+        fprintf(stderr, "seqrec train: --model and -o are required (see --help)\n");
+        return 2;
+    }
+    if (threads)
+        omp_set_num_threads((int)threads);
+    sq_error err = {0};
+    sq_dataset *d = NULL;
+    sq_config *cfg = sq_config_create();
+    sq_model *m = NULL;
+    sq_split split = {0};
+    FILE *log = NULL;
+    sq_cli_reporter cr;
+    sq_reporter rep = sq_cli_reporter_init(&cr, quiet || json);
+    int ret = 1;
+    if (!cfg) {
+        sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (config && sq_config_load(cfg, config, &err))
+        goto fail;
+    for (int i = 0; i < nsets; i++)
+        if (sq_config_set_arg(cfg, sets[i], &err))
+            goto fail;
+    if (sq_config_set(cfg, "protocol", protocol, &err))
+        goto fail;
+    if (sq_data_open(&d, pos[0], &err))
+        goto fail;
+    if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+        goto fail;
+    if (sq_model_create(&m, model, cfg, d, seed, &err))
+        goto fail;
+    if (m->ops->iterative) {
+        sq_errorf(&err, SQ_ERR_ARG,
+                  "model '%s' trains by epochs; the training loop is not in "
+                  "this build yet",
+                  model);
+        goto fail;
+    }
+    if (log_path && !(log = fopen(log_path, "a"))) {
+        sq_errorf(&err, SQ_ERR_IO, "%s: cannot open for appending", log_path);
+        goto fail;
+    }
+    double t0 = sq_now();
+    if (m->ops->fit(m, d, &split, &rep, &err))
+        goto fail;
+    double fit_s = sq_now() - t0;
+    sq_eval_opts eo = {0};
+    eo.part = SQ_EVAL_VALID;
+    eo.seed = seed;
+    eo.reporter = rep;
+    sq_eval_result vr;
+    if (sq_evaluate(m, d, &split, &eo, &vr, &err))
+        goto fail;
+    sq_progress_bar_done(&cr.bar);
+    if (sq_model_save(m, out, &err))
+        goto fail;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddNumberToObject(o, "epoch", 1);
+    cJSON_AddNumberToObject(o, "seconds", fit_s);
+    cJSON_AddNumberToObject(o, "events_per_s",
+                            sq_data_info_of(d)->n_events / (fit_s > 0 ? fit_s : 1e-9));
+    cJSON *v = cJSON_AddObjectToObject(o, "valid");
+    for (int j = 0; j < vr.n_k; j++) {
+        char key[32];
+        snprintf(key, sizeof key, "ndcg@%u", vr.k[j]);
+        cJSON_AddNumberToObject(v, key, vr.m[j][SQ_M_NDCG].mean);
+        snprintf(key, sizeof key, "hr@%u", vr.k[j]);
+        cJSON_AddNumberToObject(v, key, vr.m[j][SQ_M_HR].mean);
+    }
+    cJSON_AddStringToObject(o, "output", out);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (log)
+        fprintf(log, "%s\n", line);
+    if (json)
+        puts(line);
+    else if (!quiet) {
+        int k10 = -1;
+        for (int j = 0; j < vr.n_k; j++)
+            if (vr.k[j] == 10)
+                k10 = j;
+        printf("trained %s in %.2f s", model, fit_s);
+        if (k10 >= 0)
+            printf("; validation NDCG@10 %.4f, HR@10 %.4f over %llu users (full ranking)",
+                   vr.m[k10][SQ_M_NDCG].mean, vr.m[k10][SQ_M_HR].mean,
+                   (unsigned long long)vr.users);
+        printf("\nsaved %s\n", out);
+    }
+    cJSON_free(line);
+    ret = 0;
+fail:
+    sq_progress_bar_done(&cr.bar);
+    if (ret)
+        sq_cli_fail("train", &err);
+    if (log)
+        fclose(log);
+    sq_model_free(m);
+    sq_split_free(&split);
+    sq_data_close(d);
+    sq_config_free(cfg);
+    return ret;
+}

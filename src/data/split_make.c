@@ -1,0 +1,16 @@
+/* split_make.c — splits by protocol name, the one place the CLI, train, eval and tune agree on
+ * what "loo", "temporal" and "kfold" mean by default. */
+#include "seqrec/data.h"
+
+#include <string.h>
+
+sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold, uint64_t seed,
+                        sq_split *s, sq_error *err) {
+    if (!protocol || !strcmp(protocol, "loo"))
+        return sq_split_loo(d, s, err);
+    if (!strcmp(protocol, "temporal"))
+        return sq_split_temporal(d, 0.1, 0.1, s, err);
+    if (!strcmp(protocol, "kfold"))
+        return sq_split_kfold(d, 5, fold, seed, s, err);
+    return sq_errorf(err, SQ_ERR_ARG, "unknown protocol '%s' (loo, temporal, kfold)", protocol);
+}

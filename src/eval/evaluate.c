@@ -1,0 +1,185 @@
+/* evaluate.c — the evaluation driver: for each user with targets, score the sequence before the
+ * first target against every item (or a labelled sample), exclude the user's history unless
+ * asked to keep it, rank the targets and accumulate the metrics. Users are scored in batches
+ * so that models can use matrix products; ranking runs in parallel over a batch. */
+#include "seqrec/eval.h"
+#include "seqrec/model.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Users [0, n) spread evenly when only max_users of them are wanted. */
+static uint32_t pick_user(uint32_t i, uint32_t n_eval, uint32_t n_all) {
+    return n_eval == n_all ? i : (uint32_t)((uint64_t)i * n_all / n_eval);
+}
+
+/* Sampled protocol: the target and `n` items the user never had, drawn uniformly. Scores of
+ * everything else become NaN, which ranks below every number. */
+static void keep_sample(float *sc, uint32_t ni, uint32_t target, const uint32_t *hist, uint32_t nh,
+                        uint32_t n, uint8_t *keep, sq_rng *rng) {
+    memset(keep, 0, ni);
+    keep[target] = 1;
+    for (uint32_t j = 0; j < nh; j++)
+        keep[hist[j]] |= 2; /* never sample these */
+    uint32_t got = 0, tries = 0;
+    while (got < n && tries < 100u * n + 1000) {
+        uint32_t j = sq_rng_below(rng, ni);
+        tries++;
+        if (keep[j])
+            continue;
+        keep[j] = 1;
+        got++;
+    }
+    for (uint32_t j = 0; j < ni; j++)
+        if (keep[j] != 1)
+            sc[j] = __builtin_nanf("");
+}
+
+sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
+                      const sq_eval_opts *o, sq_eval_result *r, sq_error *err) {
+    double t0 = sq_now();
+    memset(r, 0, sizeof *r);
+    static const uint32_t default_k[] = {1, 5, 10, 20};
+    r->n_k = o->n_k ? o->n_k : 4;
+    memcpy(r->k, o->n_k ? o->k : default_k, (size_t)r->n_k * sizeof *r->k);
+    const sq_data_info *info = sq_data_info_of(d);
+    uint32_t ni = info->n_items, nu = info->n_users;
+    uint32_t B = o->batch ? o->batch : 256;
+    const uint64_t *off = sq_data_offsets(d);
+    const uint32_t *items = sq_data_items(d);
+    /* which users have targets */
+    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0;
+    if (!users)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    for (uint32_t u = 0; u < nu; u++) {
+        uint32_t len = (uint32_t)(off[u + 1] - off[u]);
+        uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
+        uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
+        if (first < last)
+            users[n_eval++] = u;
+    }
+    if (n_eval == 0) {
+        sq_free(users);
+        return sq_errorf(err, SQ_ERR_EMPTY, "no user has a %s target in this split",
+                         o->part == SQ_EVAL_TEST ? "test" : "validation");
+    }
+    uint32_t n_pick = o->max_users && o->max_users < n_eval ? o->max_users : n_eval;
+    int nth = omp_get_max_threads();
+    sq_status rc = SQ_OK;
+    sq_eval_acc **acc = sq_calloc((size_t)nth, sizeof *acc);
+    float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
+    sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
+    uint32_t *excl = sq_mallocn((size_t)nth * (ni + 1), sizeof *excl);
+    uint8_t *keep = o->sampled ? sq_mallocn((size_t)nth * ni, 1) : NULL;
+    sq_arena *arena = sq_arena_create(64u << 20);
+    if (!acc || !scores || !seqs || !excl || (o->sampled && !keep) || !arena) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int t = 0; t < nth; t++)
+        if (!(acc[t] = sq_eval_acc_create(r->k, r->n_k))) {
+            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    uint64_t n_targets = 0;
+    for (uint32_t start = 0; start < n_pick && !rc; start += B) {
+        uint32_t nb = n_pick - start < B ? n_pick - start : B;
+        for (uint32_t b = 0; b < nb; b++) {
+            uint32_t u = users[pick_user(start + b, n_pick, n_eval)];
+            uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
+            seqs[b] = sq_model_user_seq(d, u, first);
+        }
+        sq_arena_reset(arena);
+        if ((rc = sq_model_score(m, seqs, nb, scores, arena, err)))
+            break;
+        int bad = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : n_targets) reduction(| : bad)
+        for (uint32_t b = 0; b < nb; b++) {
+            int t = omp_get_thread_num();
+            uint32_t *ex = excl + (size_t)t * (ni + 1);
+            uint32_t u = seqs[b].user, first = seqs[b].n;
+            uint32_t len = (uint32_t)(off[u + 1] - off[u]);
+            uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
+            const uint32_t *seq = items + off[u];
+            float *sc = scores + (size_t)b * ni;
+            double vals[SQ_EVAL_MAX_K * SQ_M_PER_K], auc = 0;
+            uint32_t nex = 0;
+            if (!o->keep_history)
+                for (uint32_t p = 0; p < first; p++)
+                    ex[nex++] = seq[p];
+            if (o->sampled) {
+                sq_rng rng = sq_rng_derive(o->seed, u);
+                keep_sample(sc, ni, seq[first], seq, first, o->sampled, keep + (size_t)t * ni,
+                            &rng);
+                nex = 0; /* the sample already leaves the history out */
+            }
+            if (last - first == 1) {
+                uint64_t h, ties;
+                sq_eval_rank(sc, ni, seq[first], ex, nex, &h, &ties);
+                uint64_t cand = o->sampled ? o->sampled + 1 : ni;
+                sq_eval_single(h, ties, cand, r->k, r->n_k, vals, &auc);
+            } else {
+                /* several targets: positions by mid-rank among candidates; the other targets
+                 * are not excluded (they are items the user will have) */
+                uint64_t pos[1024];
+                uint32_t nt = last - first < 1024 ? last - first : 1024;
+                double auc_sum = 0;
+                uint32_t w = 0;
+                for (uint32_t i = 0; i < nt; i++) {
+                    uint32_t tgt = seq[first + i];
+                    int dup = 0;
+                    for (uint32_t j = 0; j < i && !dup; j++)
+                        dup = seq[first + j] == tgt;
+                    if (dup)
+                        continue;
+                    uint64_t h, ties;
+                    sq_eval_rank(sc, ni, tgt, ex, nex, &h, &ties);
+                    pos[w++] = h + ties / 2;
+                    double a1;
+                    double tmp[SQ_EVAL_MAX_K * SQ_M_PER_K];
+                    sq_eval_single(h, ties, ni, r->k, r->n_k, tmp, &a1);
+                    auc_sum += a1;
+                }
+                sq_eval_multi(pos, w, r->k, r->n_k, vals);
+                auc = auc_sum / w;
+                nt = w;
+            }
+            n_targets += last - first;
+            if (sq_eval_acc_add(acc[t], vals, auc))
+                bad = 1;
+        }
+        if (bad)
+            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        sq_report_progress(&o->reporter, "evaluating", start + nb, n_pick, "users");
+    }
+    if (rc)
+        goto done;
+    for (int t = 1; t < nth && !rc; t++)
+        if (sq_eval_acc_merge(acc[0], acc[t]))
+            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    if (rc)
+        goto done;
+    sq_eval_stat flat[SQ_EVAL_MAX_K * SQ_M_PER_K];
+    rc = sq_eval_acc_summary(acc[0], o->bootstrap, o->seed, flat, &r->auc, err);
+    if (rc)
+        goto done;
+    for (int j = 0; j < r->n_k; j++)
+        for (int mt = 0; mt < SQ_M_PER_K; mt++)
+            r->m[j][mt] = flat[j * SQ_M_PER_K + mt];
+    r->users = sq_eval_acc_users(acc[0]);
+    r->targets = n_targets;
+    r->candidates = o->sampled ? o->sampled + 1 : ni;
+    r->seconds = sq_now() - t0;
+done:
+    if (acc)
+        for (int t = 0; t < nth; t++)
+            sq_eval_acc_free(acc[t]);
+    sq_free(acc);
+    sq_free(scores);
+    sq_free(seqs);
+    sq_free(excl);
+    sq_free(keep);
+    sq_arena_free(arena);
+    sq_free(users);
+    return rc;
+}
