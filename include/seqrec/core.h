@@ -170,7 +170,8 @@ void sq_report_progress(const sq_reporter *r, const char *stage, uint64_t done, 
                         const char *unit);
 
 /* A terminal progress renderer for the CLI: on a TTY a redrawn bar with rate and ETA (at most
- * 10 redraws a second), otherwise one plain line every few seconds; nothing when quiet. */
+ * 10 redraws a second), otherwise a plain line every 5 s of a stage and one when a stage that
+ * printed (or took over 2 s) finishes; nothing when quiet. */
 typedef struct {
     FILE *out;      /* usually stderr */
     int tty;        /* draw a bar (1) or plain lines (0) */
@@ -179,6 +180,7 @@ typedef struct {
     double t_last;  /* wall time of the last redraw */
     char stage[96]; /* current stage, to notice a new one */
     int open_line;  /* a bar is on screen without its newline yet */
+    int printed;    /* something was shown for the current stage */
 } sq_progress_bar;
 
 void sq_progress_bar_init(sq_progress_bar *b, FILE *out, int quiet);

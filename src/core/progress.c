@@ -71,12 +71,20 @@ void sq_progress_bar_update(void *bar, const char *stage, uint64_t done, uint64_
         sq_progress_bar_done(b);
         snprintf(b->stage, sizeof b->stage, "%s", stage);
         b->t_start = now;
-        b->t_last = 0;
+        b->t_last = b->tty ? 0 : now; /* plain lines: the first after 5 s, not at 0 % */
+        b->printed = 0;
     }
     int finished = total && done >= total;
-    double min_gap = b->tty ? 0.1 : 5.0;
-    if (!new_stage && !finished && now - b->t_last < min_gap) return;
+    if (b->tty) {
+        if (!new_stage && !finished && now - b->t_last < 0.1) return;
+    } else if (finished) {
+        /* a stage that was quick and silent stays silent */
+        if (!b->printed && now - b->t_start < 2.0) return;
+    } else if (now - b->t_last < 5.0) {
+        return;
+    }
     b->t_last = now;
+    b->printed = 1;
     double el = now - b->t_start;
     char rate[32], eta[32], els[32];
     fmt_rate(rate, sizeof rate, el > 0 ? (double)done / el : 0);

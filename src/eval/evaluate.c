@@ -48,11 +48,12 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
     const uint64_t *off = sq_data_offsets(d);
     const uint32_t *items = sq_data_items(d);
     /* which users have targets */
-    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0;
+    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0, max_len = 0;
     if (!users)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t len = (uint32_t)(off[u + 1] - off[u]);
+        max_len = len > max_len ? len : max_len;
         uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
         uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
         if (first < last)
@@ -69,7 +70,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
     sq_eval_acc **acc = sq_calloc((size_t)nth, sizeof *acc);
     float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
-    uint32_t *excl = sq_mallocn((size_t)nth * (ni + 1), sizeof *excl);
+    uint32_t *excl = sq_mallocn((size_t)nth * (max_len + 1), sizeof *excl); /* histories */
     uint8_t *keep = o->sampled ? sq_mallocn((size_t)nth * ni, 1) : NULL;
     sq_arena *arena = sq_arena_create(64u << 20);
     if (!acc || !scores || !seqs || !excl || (o->sampled && !keep) || !arena) {
@@ -96,7 +97,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
 #pragma omp parallel for schedule(dynamic, 4) reduction(+ : n_targets) reduction(| : bad)
         for (uint32_t b = 0; b < nb; b++) {
             int t = omp_get_thread_num();
-            uint32_t *ex = excl + (size_t)t * (ni + 1);
+            uint32_t *ex = excl + (size_t)t * (max_len + 1);
             uint32_t u = seqs[b].user, first = seqs[b].n;
             uint32_t len = (uint32_t)(off[u + 1] - off[u]);
             uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];

@@ -212,14 +212,23 @@ static void test_progress_plain(void **state) {
     sq_progress_bar b;
     sq_progress_bar_init(&b, f, 0);
     assert_int_equal(b.tty, 0);
+    /* a quick stage says nothing */
+    sq_progress_bar_update(&b, "quick", 0, 10, "rows");
+    sq_progress_bar_update(&b, "quick", 10, 10, "rows");
+    /* a long one: a line every 5 s (time simulated by moving the stage's clock back) */
     sq_progress_bar_update(&b, "reading", 0, 100, "rows");
-    sq_progress_bar_update(&b, "reading", 50, 100, "rows"); /* too soon: not printed */
+    sq_progress_bar_update(&b, "reading", 20, 100, "rows"); /* too soon: not printed */
+    b.t_start -= 6;
+    b.t_last -= 6;
+    sq_progress_bar_update(&b, "reading", 50, 100, "rows");
     sq_progress_bar_update(&b, "reading", 100, 100, "rows");
     sq_progress_bar_done(&b);
     fclose(f);
     char *s = test_read_file(path, NULL);
-    assert_non_null(strstr(s, "reading: 0/100 rows"));
-    assert_null(strstr(s, "50/100"));
+    assert_null(strstr(s, "quick"));
+    assert_null(strstr(s, "reading: 0/100"));
+    assert_null(strstr(s, "20/100"));
+    assert_non_null(strstr(s, "reading: 50/100 rows (50%)"));
     assert_non_null(strstr(s, "reading: 100/100 rows (100%)"));
     free(s);
 }
