@@ -2,6 +2,7 @@
  * names of formats and reject reasons. Readers live in read_*.c, row validation in row.c, the
  * cleaning and writing in write.c. */
 #define _POSIX_C_SOURCE 200809L
+#include "data/columns.h"
 #include "data/ingest.h"
 
 #include <errno.h>
@@ -86,6 +87,8 @@ sq_status sq_ingest_create(sq_ingest **out, const sq_ingest_opts *opts, sq_error
         rc = sq_errorf(err, SQ_ERR_ARG, "time range: minimum is after maximum");
         goto fail;
     }
+    if (g->opts.columns && (rc = columns_check(g->opts.columns, err)))
+        goto fail;
     if (g->opts.max_line == 0)
         g->opts.max_line = 1 << 20;
     if (!(g->users = sq_strmap_create(1 << 12)) || !(g->items = sq_strmap_create(1 << 12)) ||

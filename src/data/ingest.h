@@ -106,6 +106,12 @@ struct sq_ingest {
     char **inputs;              /* paths read, for the meta JSON and src decoding */
     size_t n_inputs;
     uint64_t order_base;        /* TIME_ORDER: rows before this file, so order keeps rising */
+    /* reading state kept by read*.c / row.c (scalars: nothing to free) */
+    int file_has_value;         /* current event file has a value column: default "rate" */
+    uint32_t default_beh_cache[2]; /* default behaviour id + 1 for file_has_value 0/1; 0: none */
+    int last_new_user;          /* the last ingest_add_row appended an event of a new user */
+    int last_new_item;          /* ... of an item not in the items map before */
+    uint32_t user_cache;        /* id + 1 of the last row's user (logs come grouped by user) */
 };
 
 enum { SQ_MAX_ITEM_NUM = 4 };
@@ -140,6 +146,14 @@ sq_status ingest_add_item_text(sq_ingest *g, sq_slice item, sq_slice text);
 sq_status ingest_add_item_tag(sq_ingest *g, sq_slice item, const char *field, sq_slice tag);
 sq_status ingest_add_item_num(sq_ingest *g, sq_slice item, const char *name, double v);
 sq_status ingest_add_user_attr(sq_ingest *g, sq_slice user, const char *field, sq_slice value);
+
+/* Context fields: the id of field `name`, created on first use (SQ_ERR_LIMIT past SQ_MAX_CTX).
+ * Each field's value map starts with "" as value 0: the value of events whose row lacks the
+ * field, including events appended before the field existed (ev.ctx is re-laid out to the
+ * new width n × count(ctx_fields)). */
+sq_status ingest_ctx_field(sq_ingest *g, const char *name, size_t n, uint32_t *id);
+/* Numeric item attribute id of `name` (SQ_ERR_LIMIT past SQ_MAX_ITEM_NUM). */
+sq_status ingest_item_num_field(sq_ingest *g, const char *name, uint32_t *id);
 
 /* ---- time.c ---- */
 
