@@ -1,4 +1,5 @@
 /* cmd_stats.c — `seqrec stats data.sqd [--json]`: what is in a dataset. */
+#define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 #include "seqrec/data.h"
 

@@ -50,7 +50,7 @@ void sq_eval_rank(const float *scores, uint32_t n, uint32_t target, const uint32
     enum { STACK = 4096 };
     uint32_t buf[STACK];
     int sorted = n_excluded <= STACK;
-    if (sorted) {
+    if (sorted && n_excluded) {
         memcpy(buf, excluded, n_excluded * sizeof *buf);
         qsort(buf, n_excluded, sizeof *buf, cmp_u32);
     }
