@@ -8,6 +8,8 @@
  * tests do not depend on the readers. */
 #include "testutil.h"
 
+#include "builder.h"
+
 #include "data/ingest.h"
 #include "data/sqd.h"
 #include "seqrec/data.h"
@@ -30,52 +32,19 @@ static sq_ingest *builder(const sq_ingest_opts *o) {
     return g;
 }
 
-static uint32_t intern(sq_strmap *m, const char *s) {
-    uint32_t id;
-    assert_int_equal(sq_strmap_intern(m, s, strlen(s), &id, NULL), SQ_OK);
-    return id;
-}
-
 /* Adds a context field (values map with "" as value 0, as the readers do). */
 static uint32_t add_ctx_field(sq_ingest *g, const char *name) {
     assert_int_equal(g->ev.n, 0); /* fields first, in these tests */
-    uint32_t f = intern(g->ctx_fields, name);
+    uint32_t f = tb_intern(g->ctx_fields, name);
     assert_non_null(g->ctx_values[f] = sq_strmap_create(16));
-    intern(g->ctx_values[f], "");
+    tb_intern(g->ctx_values[f], "");
     return f;
 }
 
 /* Appends one event; ctx: one value per context field (NULL: all ""). */
 static void add_ev(sq_ingest *g, const char *user, const char *item, int64_t ts, const char *beh,
                    const char *scene, float value, uint64_t line, const char *const *ctx) {
-    sq_events *e = &g->ev;
-    size_t nc = sq_strmap_count(g->ctx_fields);
-    if (e->n == e->cap) {
-        size_t c = e->cap ? e->cap * 2 : 16;
-        assert_non_null(e->user = sq_reallocn(e->user, c, sizeof *e->user));
-        assert_non_null(e->item = sq_reallocn(e->item, c, sizeof *e->item));
-        assert_non_null(e->ts = sq_reallocn(e->ts, c, sizeof *e->ts));
-        assert_non_null(e->beh = sq_reallocn(e->beh, c, sizeof *e->beh));
-        assert_non_null(e->scene = sq_reallocn(e->scene, c, sizeof *e->scene));
-        assert_non_null(e->value = sq_reallocn(e->value, c, sizeof *e->value));
-        assert_non_null(e->src = sq_reallocn(e->src, c, sizeof *e->src));
-        if (nc)
-            assert_non_null(e->ctx = sq_reallocn(e->ctx, c * nc, sizeof *e->ctx));
-        e->cap = c;
-    }
-    size_t i = e->n++;
-    e->user[i] = intern(g->users, user);
-    e->item[i] = intern(g->items, item);
-    e->ts[i] = ts;
-    e->beh[i] = (uint8_t)intern(g->behaviours, beh);
-    e->scene[i] = (uint16_t)intern(g->scenes, scene);
-    e->value[i] = value;
-    e->src[i] = ((uint64_t)(g->n_inputs - 1) << SQ_SRC_LINE_BITS) | line;
-    for (size_t f = 0; f < nc; f++)
-        e->ctx[i * nc + f] = intern(g->ctx_values[f], ctx ? ctx[f] : "");
-    if (!isnan(value))
-        g->have_values = 1;
-    g->report.rows_read++;
+    tb_add_event(g, user, strlen(user), item, strlen(item), ts, beh, scene, value, line, ctx);
 }
 
 static void add_tag(sq_ingest *g, const char *item, const char *tag) {
@@ -85,13 +54,13 @@ static void add_tag(sq_ingest *g, const char *item, const char *tag) {
     cap = p->cap;
     assert_int_equal(sq_grow((void **)&p->val, &cap, p->n + 1, sizeof *p->val), SQ_OK);
     p->cap = cap;
-    p->key[p->n] = intern(g->items, item);
-    p->val[p->n] = intern(g->tags, tag);
+    p->key[p->n] = tb_intern(g->items, item);
+    p->val[p->n] = tb_intern(g->tags, tag);
     p->n++;
 }
 
 static void add_text(sq_ingest *g, const char *item, const char *text) {
-    uint32_t id = intern(g->items, item);
+    uint32_t id = tb_intern(g->items, item);
     size_t old = g->item_text_cap;
     assert_int_equal(sq_grow((void **)&g->item_text, &g->item_text_cap, id + 1, sizeof(char *)),
                      SQ_OK);
@@ -101,7 +70,7 @@ static void add_text(sq_ingest *g, const char *item, const char *text) {
 }
 
 static void add_num(sq_ingest *g, const char *item, const char *name, float v) {
-    uint32_t id = intern(g->items, item), a = intern(g->item_num_names, name);
+    uint32_t id = tb_intern(g->items, item), a = tb_intern(g->item_num_names, name);
     size_t old = g->item_num_cap;
     if (id >= old) {
         size_t c = id + 8;
@@ -114,7 +83,7 @@ static void add_num(sq_ingest *g, const char *item, const char *name, float v) {
 }
 
 static void add_uattr(sq_ingest *g, const char *user, const char *field, const char *value) {
-    uint32_t f = intern(g->user_attr_fields, field);
+    uint32_t f = tb_intern(g->user_attr_fields, field);
     if (!g->user_attr_values[f])
         assert_non_null(g->user_attr_values[f] = sq_strmap_create(16));
     sq_pairs *p = &g->user_attrs;
@@ -125,9 +94,9 @@ static void add_uattr(sq_ingest *g, const char *user, const char *field, const c
     cap = p->cap;
     assert_int_equal(sq_grow((void **)&p->field, &cap, p->n + 1, sizeof *p->field), SQ_OK);
     p->cap = cap;
-    p->key[p->n] = intern(g->users, user);
+    p->key[p->n] = tb_intern(g->users, user);
     p->field[p->n] = f;
-    p->val[p->n] = intern(g->user_attr_values[f], value);
+    p->val[p->n] = tb_intern(g->user_attr_values[f], value);
     p->n++;
 }
 

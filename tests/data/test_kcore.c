@@ -6,6 +6,8 @@
  * script: 5/5 keeps 99,287 events, 943 users, 1,349 items in 1 round). */
 #include "testutil.h"
 
+#include "builder.h"
+
 #include "data/clean.h"
 #include "seqrec/data.h"
 
@@ -22,32 +24,10 @@ static sq_ingest *builder(const sq_ingest_opts *o) {
     return g;
 }
 
-/* Appends (user, item) with time = line, behaviour "interact". */
+/* Appends (user, item) with time ts, behaviour "interact", line = its row number. */
 static void add_pair(sq_ingest *g, const char *user, size_t ul, const char *item, size_t il,
                      int64_t ts) {
-    sq_events *e = &g->ev;
-    if (e->n == e->cap) {
-        size_t c = e->cap ? e->cap * 2 : 64;
-        assert_non_null(e->user = sq_reallocn(e->user, c, sizeof *e->user));
-        assert_non_null(e->item = sq_reallocn(e->item, c, sizeof *e->item));
-        assert_non_null(e->ts = sq_reallocn(e->ts, c, sizeof *e->ts));
-        assert_non_null(e->beh = sq_reallocn(e->beh, c, sizeof *e->beh));
-        assert_non_null(e->scene = sq_reallocn(e->scene, c, sizeof *e->scene));
-        assert_non_null(e->value = sq_reallocn(e->value, c, sizeof *e->value));
-        assert_non_null(e->src = sq_reallocn(e->src, c, sizeof *e->src));
-        e->cap = c;
-    }
-    size_t i = e->n++;
-    uint32_t b;
-    assert_int_equal(sq_strmap_intern(g->users, user, ul, &e->user[i], NULL), SQ_OK);
-    assert_int_equal(sq_strmap_intern(g->items, item, il, &e->item[i], NULL), SQ_OK);
-    assert_int_equal(sq_strmap_intern(g->behaviours, "interact", 8, &b, NULL), SQ_OK);
-    e->beh[i] = (uint8_t)b;
-    e->ts[i] = ts;
-    e->scene[i] = 0;
-    e->value[i] = NAN;
-    e->src[i] = i + 1;
-    g->report.rows_read++;
+    tb_add_event(g, user, ul, item, il, ts, "interact", "", NAN, g->ev.n + 1, NULL);
 }
 
 typedef struct {

@@ -5,6 +5,8 @@
  * seed; never a test event before one of the same user's training events). */
 #include "testutil.h"
 
+#include "builder.h"
+
 #include "data/ingest.h"
 #include "seqrec/data.h"
 
@@ -14,28 +16,7 @@
 #include <string.h>
 
 static void add_ev(sq_ingest *g, const char *user, const char *item, int64_t ts) {
-    sq_events *e = &g->ev;
-    if (e->n == e->cap) {
-        size_t c = e->cap ? e->cap * 2 : 64;
-        assert_non_null(e->user = sq_reallocn(e->user, c, sizeof *e->user));
-        assert_non_null(e->item = sq_reallocn(e->item, c, sizeof *e->item));
-        assert_non_null(e->ts = sq_reallocn(e->ts, c, sizeof *e->ts));
-        assert_non_null(e->beh = sq_reallocn(e->beh, c, sizeof *e->beh));
-        assert_non_null(e->scene = sq_reallocn(e->scene, c, sizeof *e->scene));
-        assert_non_null(e->value = sq_reallocn(e->value, c, sizeof *e->value));
-        assert_non_null(e->src = sq_reallocn(e->src, c, sizeof *e->src));
-        e->cap = c;
-    }
-    size_t i = e->n++;
-    uint32_t b;
-    assert_int_equal(sq_strmap_intern(g->users, user, strlen(user), &e->user[i], NULL), SQ_OK);
-    assert_int_equal(sq_strmap_intern(g->items, item, strlen(item), &e->item[i], NULL), SQ_OK);
-    assert_int_equal(sq_strmap_intern(g->behaviours, "view", 4, &b, NULL), SQ_OK);
-    e->beh[i] = (uint8_t)b;
-    e->ts[i] = ts;
-    e->scene[i] = 0;
-    e->value[i] = NAN;
-    e->src[i] = i + 1;
+    tb_add_event(g, user, strlen(user), item, strlen(item), ts, "view", "", NAN, g->ev.n + 1, NULL);
     g->have_real_time = 1;
 }
 
