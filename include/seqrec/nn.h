@@ -32,7 +32,7 @@ typedef struct {
     float *data;                  /* values (set by sq_params_alloc) */
     float *grad;                  /* gradients, same layout */
     int sparse_rows;              /* 1: an embedding table whose gradient touches few rows */
-    uint32_t *touched;            /* sparse_rows: row ids touched this step (may repeat) */
+    uint32_t *touched;            /* sparse_rows: distinct row ids touched this step */
     size_t n_touched, touched_cap;
     uint8_t *row_mark;            /* sparse_rows: per row, 1 if already in `touched` */
 } sq_param;
@@ -65,5 +65,7 @@ sq_param *sq_params_find(sq_params *ps, const char *name);
 #include "seqrec/nn_layers.h"
 #include "seqrec/nn_loss.h"
 #include "seqrec/nn_optim.h"
+#include "seqrec/nn_conv.h"
+#include "seqrec/nn_graph.h"
 
 #endif
