@@ -26,45 +26,48 @@ extern "C" {
 
 /* One input sequence, oldest event first. Optional arrays may be NULL. */
 typedef struct {
-    const uint32_t *items;  /* n item ids (dataset ids) */
-    const uint8_t *beh;     /* n behaviour ids, or NULL */
-    const int64_t *ts;      /* n times, or NULL */
-    const uint16_t *scene;  /* n scenes, or NULL */
-    uint32_t n;             /* events */
-    uint32_t user;          /* dataset user id, or UINT32_MAX for a user the model never saw */
+    const uint32_t *items; /* n item ids (dataset ids) */
+    const uint8_t *beh;    /* n behaviour ids, or NULL */
+    const int64_t *ts;     /* n times, or NULL */
+    const uint16_t *scene; /* n scenes, or NULL */
+    uint32_t n;            /* events */
+    uint32_t user;         /* dataset user id, or UINT32_MAX for a user the model never saw */
 } sq_seq;
 
 /* A training batch for iterative models, built by the train module. Item ids are shifted by
  * one so that 0 is padding. Sequences are left-padded to T. */
 typedef struct {
-    uint32_t B, T;          /* sequences, positions */
-    const uint32_t *users;  /* [B] dataset user ids */
-    const uint32_t *inputs; /* [B, T] item id + 1; 0 = padding */
-    const uint32_t *targets;/* [B, T] next item id + 1; 0 = no target at this position */
-    const uint8_t *in_beh;  /* [B, T] behaviours of the inputs, or NULL */
-    const uint32_t *negs;   /* [B, T, n_neg] sampled negative item id + 1, or NULL */
+    uint32_t B, T;           /* sequences, positions */
+    const uint32_t *users;   /* [B] dataset user ids */
+    const uint32_t *inputs;  /* [B, T] item id + 1; 0 = padding */
+    const uint32_t *targets; /* [B, T] next item id + 1; 0 = no target at this position */
+    const uint8_t *in_beh;   /* [B, T] behaviours of the inputs, or NULL */
+    const uint32_t *negs;    /* [B, T, n_neg] sampled negative item id + 1, or NULL */
     uint32_t n_neg;
 } sq_batch;
 
 typedef struct sq_model sq_model;
 
 typedef struct {
-    const char *name;   /* "sasrec" */
-    const char *about;  /* one line for --help */
-    int iterative;      /* 1: trained batch by batch (train_batch); 0: fit once */
+    const char *name;  /* "sasrec" */
+    const char *about; /* one line for --help */
+    int iterative;     /* 1: trained batch by batch (train_batch); 0: fit once */
     /* Reads the config (filling in every default so the saved config is complete) and builds
      * the model for m->info: declares and allocates parameters or its own state. */
     sq_status (*init)(sq_model *m, sq_rng *rng, sq_error *err);
     /* Non-iterative models: learn from the training part of the split. */
-    sq_status (*fit)(sq_model *m, const sq_dataset *d, const sq_split *s,
-                     const sq_reporter *rep, sq_error *err);
+    sq_status (*fit)(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_reporter *rep,
+                     sq_error *err);
     /* Iterative models: forward + backward of one batch; gradients accumulate into m->params
-     * (zeroed by the caller), *loss is the batch mean loss. */
-    sq_status (*train_batch)(sq_model *m, const sq_batch *b, sq_arena *a, sq_rng *rng,
-                             double *loss, sq_error *err);
+     * (zeroed by the caller), *loss is the batch mean loss over *n_targets targets. */
+    sq_status (*train_batch)(sq_model *m, const sq_batch *b, sq_arena *a, sq_rng *rng, double *loss,
+                             long *n_targets, sq_error *err);
+    /* Iterative models: arena bytes train_batch needs for a batch of B sequences of T, and
+     * score for B sequences. */
+    size_t (*scratch)(const sq_model *m, uint32_t B, uint32_t T);
     /* Scores of every item for each of B sequences into out [B, n_items] (higher is better). */
-    sq_status (*score)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
-                       sq_arena *a, sq_error *err);
+    sq_status (*score)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out, sq_arena *a,
+                       sq_error *err);
     /* Model-specific state beyond m->params, as blobs to save (pointers into the model; the
      * array itself is malloc'd and freed by the caller) and to restore. May be NULL. */
     sq_status (*save_state)(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err);
@@ -76,7 +79,7 @@ struct sq_model {
     const sq_model_ops *ops;
     sq_config *cfg;    /* the complete configuration (owned) */
     sq_data_info info; /* the shape and fingerprint of the dataset it belongs to */
-    sq_params params;  /* trainable tensors (empty for non-neural models) */
+    sq_params *params; /* trainable tensors, owned by impl; NULL for non-neural models */
     void *impl;        /* model-specific state, owned by ops->destroy */
 };
 
@@ -92,8 +95,8 @@ sq_status sq_model_create(sq_model **out, const char *kind, const sq_config *cfg
 void sq_model_free(sq_model *m);
 
 /* Scores; see sq_model_ops.score. out is [B, n_items]. */
-sq_status sq_model_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
-                         sq_arena *a, sq_error *err);
+sq_status sq_model_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out, sq_arena *a,
+                         sq_error *err);
 
 /* Saves atomically: header (kind, config, dataset fingerprint), parameters, model state. */
 sq_status sq_model_save(const sq_model *m, const char *path, sq_error *err);

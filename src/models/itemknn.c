@@ -239,9 +239,13 @@ static void knn_destroy(sq_model *m) {
 }
 
 const sq_model_ops sq_model_itemknn_ops = {
-    "itemknn", "item-based nearest neighbours (cosine with shrinkage) over recent items",
-    0,         knn_init,
-    knn_fit,   NULL,
-    knn_score, knn_save,
-    knn_load,  knn_destroy,
+    .name = "itemknn",
+    .about = "item-based nearest neighbours (cosine with shrinkage) over recent items",
+    .iterative = 0,
+    .init = knn_init,
+    .fit = knn_fit,
+    .score = knn_score,
+    .save_state = knn_save,
+    .load_state = knn_load,
+    .destroy = knn_destroy,
 };

@@ -38,7 +38,6 @@ static sq_status model_new(sq_model **out, const sq_model_ops *ops, const sq_con
     m->ops = ops;
     m->cfg = cfg ? sq_config_clone(cfg) : sq_config_create();
     m->info = *info;
-    sq_params_init(&m->params);
     if (!m->cfg) {
         sq_model_free(m);
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
@@ -75,7 +74,6 @@ void sq_model_free(sq_model *m) {
         return;
     if (m->ops && m->ops->destroy)
         m->ops->destroy(m);
-    sq_params_free(&m->params);
     sq_config_free(m->cfg);
     sq_free(m);
 }
@@ -91,15 +89,15 @@ sq_status sq_model_save(const sq_model *m, const char *path, sq_error *err) {
     sq_status rc = SQ_OK;
     if (m->ops->save_state && (rc = m->ops->save_state(m, &state, &n_state, err)))
         return rc;
-    size_t n = m->params.n + n_state;
+    size_t np = m->params ? m->params->n : 0, n = np + n_state;
     sq_blob *all = sq_calloc(n ? n : 1, sizeof *all);
     char *cfg = sq_config_to_json(m->cfg);
     if (!all || !cfg) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < m->params.n; i++) {
-        const sq_param *p = &m->params.p[i];
+    for (size_t i = 0; i < np; i++) {
+        const sq_param *p = &m->params->p[i];
         sq_blob *b = &all[i];
         snprintf(b->name, sizeof b->name, "param.%s", p->name);
         b->dtype = SQ_DT_F32;
@@ -110,7 +108,7 @@ sq_status sq_model_save(const sq_model *m, const char *path, sq_error *err) {
         b->nbytes = p->size * sizeof(float);
     }
     for (size_t i = 0; i < n_state; i++)
-        all[m->params.n + i] = state[i];
+        all[np + i] = state[i];
     sq_sqm_header h = {m->ops->name, cfg, m->info.fingerprint, m->info.n_items, m->info.n_users};
     rc = sq_sqm_write(path, &h, all, n, err);
 done:
@@ -164,8 +162,8 @@ sq_status sq_model_load(sq_model **out, const char *path, const sq_dataset *d, s
     sq_rng_seed(&rng, 0);
     if ((rc = ops->init(m, &rng, err)))
         goto done;
-    for (size_t i = 0; i < m->params.n; i++) {
-        sq_param *p = &m->params.p[i];
+    for (size_t i = 0; m->params && i < m->params->n; i++) {
+        sq_param *p = &m->params->p[i];
         char name[SQ_BLOB_NAME_MAX];
         snprintf(name, sizeof name, "param.%s", p->name);
         const sq_blob *b = sq_sqm_find(f, name);

@@ -100,9 +100,13 @@ static void pop_destroy(sq_model *m) {
 }
 
 const sq_model_ops sq_model_pop_ops = {
-    "pop",     "popularity (all time, or the last window_days of training)",
-    0,         pop_init,
-    pop_fit,   NULL,
-    pop_score, pop_save,
-    pop_load,  pop_destroy,
+    .name = "pop",
+    .about = "popularity (all time, or the last window_days of training)",
+    .iterative = 0,
+    .init = pop_init,
+    .fit = pop_fit,
+    .score = pop_score,
+    .save_state = pop_save,
+    .load_state = pop_load,
+    .destroy = pop_destroy,
 };

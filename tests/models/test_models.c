@@ -179,8 +179,7 @@ static sq_status spy_score(const sq_model *m, const sq_seq *q, uint32_t B, float
 
 static void test_no_leakage(void **state) {
     (void)state;
-    static const sq_model_ops spy_ops = {"spy", "",        0,    spy_init, NULL,
-                                         NULL,  spy_score, NULL, NULL,     NULL};
+    static const sq_model_ops spy_ops = {.name = "spy", .init = spy_init, .score = spy_score};
     sq_model m = {0};
     m.ops = &spy_ops;
     m.info = *sq_data_info_of(D);
