@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config    # toolchain
   clang libclang-rt-14-dev libomp-dev # sanitizer and libFuzzer builds
   zlib1g-dev                          # gzip input
-  libopenblas-dev                     # matrix work
+  libopenblas-openmp-dev              # matrix work: the OpenMP build (docs/nn.md, "Threads")
   libcjson-dev                        # JSON
   libcmocka-dev                       # unit tests
   libsqlite3-dev libmicrohttpd-dev    # event store and HTTP (serve)

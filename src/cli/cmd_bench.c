@@ -126,7 +126,7 @@ static int bench_ingest(uint64_t rows, int runs, int json, const char *dir) {
 int cmd_bench(int argc, char **argv) {
     const char *pos[1] = {NULL};
     int npos = 0, json = 0;
-    uint64_t rows = 1000000, runs = 5;
+    uint64_t rows = 1000000, runs = 5, threads = 0;
     const char *dir = NULL;
     const sq_opt opts[] = {
         {"rows", OPT_U64, &rows, "N", "rows in the generated ingest input (default 1,000,000)", 0,
@@ -134,12 +134,16 @@ int cmd_bench(int argc, char **argv) {
         {"runs", OPT_U64, &runs, "R", "repetitions; the median is reported (default 5)", 0, 0},
         {"dir", OPT_STR, &dir, "DIR", "where to put temporary files (default $TMPDIR or /tmp)", 0,
          0},
+        {"threads", OPT_U64, &threads, "N", "nn: threads (default: all cores)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
-    sq_cli_spec spec = {"seqrec bench ingest [--rows N] [--runs R] [--json]",
+    sq_cli_spec spec = {"seqrec bench ingest|nn [--runs R] [--rows N] [--threads N] [--json]",
                         "Measures a part of seqrec and prints the figures (median of runs).\n"
                         "  ingest  a generated MovieLens-style '::' file, one core, each run in "
-                        "its own process",
+                        "its own process\n"
+                        "  nn      same-run sgemm GFLOP/s and one SASRec training step (forward,\n"
+                        "          backward, Adam) in the ML-1M and Beauty shapes, with a "
+                        "per-stage breakdown",
                         opts,
                         (int)(sizeof opts / sizeof *opts),
                         pos,
@@ -157,6 +161,6 @@ int cmd_bench(int argc, char **argv) {
         dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     if (!strcmp(pos[0], "ingest"))
         return bench_ingest(rows, (int)runs, json, dir);
-    fprintf(stderr, "seqrec bench: unknown benchmark '%s' (available: ingest)\n", pos[0]);
+    fprintf(stderr, "seqrec bench: unknown benchmark '%s' (available: ingest, nn)\n", pos[0]);
     return 2;
 }

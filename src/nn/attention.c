@@ -107,10 +107,57 @@ static view make_view(float *qkv, float *tt, int b, int h, int lead, int T, int 
     return w;
 }
 
+/* exp for the softmax rows, written so that the compiler vectorises it (glibc's expf is a scalar
+ * call): Cephes' expf as in loss_ce.c — range reduction by ln 2, degree-6 polynomial, about
+ * 2 ulp; arguments clamped to [-87, 88] (they are <= 0 here: s - max). */
+static inline float fast_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+#ifdef __FAST_MATH__
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+#else
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+#endif
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 /* Masked softmax of row t (0-based within the sequence) over keys [j0, T); 0 elsewhere.
- * Keys before j0 are padded leading positions (masked for t >= j0). */
+ * Keys before j0 are padded leading positions (masked for t >= j0). padb NULL: no key in
+ * [j0, T) is padded (the usual left-padded sequence), and the row takes a vectorised path. */
 static void softmax_row(float *s, int t, int j0, int T, int causal, const uint8_t *padb) {
     int jend = causal ? t + 1 : T;
+    if (!padb) {
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < j0; j++)
+            s[j] = 0.0f;
+#pragma omp simd reduction(max : mx)
+        for (int j = j0; j < jend; j++)
+            mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+        for (int j = j0; j < jend; j++) {
+            float e = fast_expf(s[j] - mx);
+            s[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = j0; j < jend; j++)
+            s[j] *= inv;
+        for (int j = jend; j < T; j++)
+            s[j] = 0.0f;
+        return;
+    }
     float mx = -INFINITY;
     for (int j = j0; j < jend; j++)
         if ((!padb || !padb[j] || j == t) && s[j] > mx)
@@ -183,6 +230,14 @@ sq_status sq_nn_attn_forward(const sq_nn_attn *l, const sq_params *ps, sq_arena 
 #pragma omp parallel for schedule(dynamic, 1) if (BH > 1 && blas_serial_in_parallel())
     for (long bh = 0; bh < BH; bh++) {
         const int b = (int)(bh / H), h = (int)(bh % H);
+        const uint8_t *padb = pad ? pad + (size_t)b * T : NULL;
+        if (padb) { /* only leading padding (the usual case): the softmax's fast path */
+            uint8_t inner = 0;
+            for (int j = lead[b]; j < T; j++)
+                inner |= padb[j];
+            if (!inner)
+                padb = NULL;
+        }
         view w = make_view(qkv, att, b, h, lead[b], T, C, H);
         for (int r0 = 0; r0 < w.L; r0 += chunk) {
             int r1 = r0 + chunk < w.L ? r0 + chunk : w.L;
@@ -198,7 +253,7 @@ sq_status sq_nn_attn_forward(const sq_nn_attn *l, const sq_params *ps, sq_arena 
                 s[t] = 1.0f;
                 j0 = t;
             } else {
-                softmax_row(s, t, j0, T, l->causal, pad ? pad + (size_t)b * T : NULL);
+                softmax_row(s, t, j0, T, l->causal, padb);
             }
             if (drop) {
                 int jend = l->causal ? t + 1 : T;
