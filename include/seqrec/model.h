@@ -62,8 +62,8 @@ typedef struct {
      * (zeroed by the caller), *loss is the batch mean loss over *n_targets targets. */
     sq_status (*train_batch)(sq_model *m, const sq_batch *b, sq_arena *a, sq_rng *rng, double *loss,
                              long *n_targets, sq_error *err);
-    /* Iterative models: arena bytes train_batch needs for a batch of B sequences of T, and
-     * score for B sequences. */
+    /* Arena bytes train_batch needs for B sequences of T, or (T = 0) score for B sequences;
+     * NULL: 64 MiB is enough. */
     size_t (*scratch)(const sq_model *m, uint32_t B, uint32_t T);
     /* Scores of every item for each of B sequences into out [B, n_items] (higher is better). */
     sq_status (*score)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out, sq_arena *a,

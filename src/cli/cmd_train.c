@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
+#include "seqrec/train.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -79,22 +80,44 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
         goto fail;
+    const sq_model_ops *ops = sq_model_find(model);
+    if (ops && ops->iterative && !sq_config_get(cfg, "maxlen")) {
+        /* the window follows the data: the 90th percentile of sequence lengths, within 50..200 */
+        sq_data_summary sum;
+        if (sq_data_summarize(d, &sum, &err))
+            goto fail;
+        uint32_t ml = (sum.len_p90 + 9) / 10 * 10;
+        sq_data_summary_free(&sum);
+        char buf[16];
+        snprintf(buf, sizeof buf, "%u", ml < 50 ? 50 : ml > 200 ? 200 : ml);
+        if (sq_config_set(cfg, "maxlen", buf, &err))
+            goto fail;
+    }
     if (sq_model_create(&m, model, cfg, d, seed, &err))
         goto fail;
-    if (m->ops->iterative) {
-        sq_errorf(&err, SQ_ERR_ARG,
-                  "model '%s' trains by epochs; the training loop is not in "
-                  "this build yet",
-                  model);
+    sq_train_opts to;
+    if (m->ops->iterative && sq_train_opts_from_config(m->cfg, &to, &err))
         goto fail;
-    }
     if (log_path && !(log = fopen(log_path, "a"))) {
         sq_errorf(&err, SQ_ERR_IO, "%s: cannot open for appending", log_path);
         goto fail;
     }
     double t0 = sq_now();
-    if (m->ops->fit(m, d, &split, &rep, &err))
+    uint32_t epochs = 1;
+    if (m->ops->iterative) {
+        to.seed = seed;
+        to.metrics_log = log;
+        to.reporter = rep;
+        sq_train_result tr;
+        if (sq_train(m, d, &split, &to, &tr, &err))
+            goto fail;
+        epochs = tr.epochs_run;
+        if (!quiet && !json)
+            fprintf(stderr, "kept epoch %u of %u (validation NDCG@10 %.4f)\n", tr.best_epoch,
+                    tr.epochs_run, tr.best_ndcg10);
+    } else if (m->ops->fit(m, d, &split, &rep, &err)) {
         goto fail;
+    }
     double fit_s = sq_now() - t0;
     sq_eval_opts eo = {0};
     eo.part = SQ_EVAL_VALID;
@@ -108,7 +131,7 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddNumberToObject(o, "epoch", 1);
+    cJSON_AddNumberToObject(o, "epochs", epochs);
     cJSON_AddNumberToObject(o, "seconds", fit_s);
     cJSON_AddNumberToObject(o, "events_per_s",
                             sq_data_info_of(d)->n_events / (fit_s > 0 ? fit_s : 1e-9));
@@ -123,7 +146,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(o, "output", out);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (log)
+    if (log && !m->ops->iterative) /* iterative models log one line per epoch */
         fprintf(log, "%s\n", line);
     if (json)
         puts(line);

@@ -72,7 +72,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
     uint32_t *excl = sq_mallocn((size_t)nth * (max_len + 1), sizeof *excl); /* histories */
     uint8_t *keep = o->sampled ? sq_mallocn((size_t)nth * ni, 1) : NULL;
-    sq_arena *arena = sq_arena_create(64u << 20);
+    sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : 64u << 20);
     if (!acc || !scores || !seqs || !excl || (o->sampled && !keep) || !arena) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         goto done;

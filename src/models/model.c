@@ -7,8 +7,10 @@
 
 extern const sq_model_ops sq_model_pop_ops;
 extern const sq_model_ops sq_model_itemknn_ops;
+extern const sq_model_ops sq_model_sasrec_ops;
 
-static const sq_model_ops *const kinds[] = {&sq_model_pop_ops, &sq_model_itemknn_ops, NULL};
+static const sq_model_ops *const kinds[] = {&sq_model_pop_ops, &sq_model_itemknn_ops,
+                                            &sq_model_sasrec_ops, NULL};
 
 const sq_model_ops *const *sq_model_kinds(void) {
     return kinds;

@@ -1,0 +1,113 @@
+/* sasrec.c — SASRec (Kang & McAuley 2018) behind the model interface, trained with the full
+ * softmax cross-entropy over all items by default ("SASRec+", Klenitskiy & Vasilev 2023). The
+ * network itself is sasrec_net.c; this file maps config keys to it, batches to its step and
+ * sequences to its scores. Config: maxlen (50), hidden (64), blocks (2), heads (1), dropout
+ * (0.2), ffn (= hidden), act (relu|gelu). */
+#include "models/sasrec_net.h"
+#include "seqrec/model.h"
+
+#include <string.h>
+
+static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
+    long maxlen, hidden, blocks, heads, ffn;
+    double dropout;
+    int act;
+    sq_status rc;
+    if ((rc = sq_config_int(m->cfg, "maxlen", 50, 1, 4096, &maxlen, err)) ||
+        (rc = sq_config_int(m->cfg, "hidden", 64, 1, 4096, &hidden, err)) ||
+        (rc = sq_config_int(m->cfg, "blocks", 2, 1, SQ_SASREC_MAX_BLOCKS, &blocks, err)) ||
+        (rc = sq_config_int(m->cfg, "heads", 1, 1, 64, &heads, err)) ||
+        (rc = sq_config_int(m->cfg, "ffn", hidden, 1, 65536, &ffn, err)) ||
+        (rc = sq_config_double(m->cfg, "dropout", 0.2, 0, 0.95, &dropout, err)) ||
+        (rc = sq_config_choice(m->cfg, "act", "relu|gelu", 0, &act, err)))
+        return rc;
+    if (hidden % heads)
+        return sq_errorf(err, SQ_ERR_ARG, "config: hidden (%ld) must be a multiple of heads (%ld)",
+                         hidden, heads);
+    char buf[6][32];
+    snprintf(buf[0], 32, "%ld", maxlen);
+    snprintf(buf[1], 32, "%ld", hidden);
+    snprintf(buf[2], 32, "%ld", blocks);
+    snprintf(buf[3], 32, "%ld", heads);
+    snprintf(buf[4], 32, "%ld", ffn);
+    snprintf(buf[5], 32, "%g", dropout);
+    const char *keys[] = {"maxlen", "hidden", "blocks", "heads", "ffn", "dropout"};
+    for (int i = 0; i < 6; i++)
+        if ((rc = sq_config_set(m->cfg, keys[i], buf[i], err)))
+            return rc;
+    if ((rc = sq_config_set(m->cfg, "act", act ? "gelu" : "relu", err)))
+        return rc;
+    sq_sasrec_net *net = sq_calloc(1, sizeof *net);
+    if (!net)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    sq_sasrec_config c;
+    sq_sasrec_config_default(&c, (int)m->info.n_items, (int)maxlen);
+    c.hidden = (int)hidden;
+    c.blocks = (int)blocks;
+    c.heads = (int)heads;
+    c.ffn = (int)ffn;
+    c.dropout = (float)dropout;
+    c.act = act ? SQ_ACT_GELU : SQ_ACT_RELU;
+    if ((rc = sq_sasrec_net_init(net, &c, err))) {
+        sq_free(net);
+        return rc;
+    }
+    sq_sasrec_net_reset(net, rng);
+    m->impl = net;
+    m->params = &net->ps;
+    return SQ_OK;
+}
+
+static size_t sasrec_scratch(const sq_model *m, uint32_t B, uint32_t T) {
+    const sq_sasrec_net *net = m->impl;
+    return sq_sasrec_net_scratch(&net->cfg, (int)B, T ? (int)T : net->cfg.maxlen);
+}
+
+static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq_rng *rng,
+                                    double *loss, long *n_targets, sq_error *err) {
+    float l = 0;
+    sq_status rc = sq_sasrec_net_step(m->impl, a, b->inputs, b->targets, (int)b->B, (int)b->T, rng,
+                                      &l, n_targets, NULL, err);
+    *loss = l;
+    return rc;
+}
+
+static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                              sq_arena *a, sq_error *err) {
+    const sq_sasrec_net *net = m->impl;
+    uint32_t T = (uint32_t)net->cfg.maxlen;
+    uint32_t *ids = sq_arena_alloc(a, (size_t)B * T * sizeof *ids);
+    if (!ids)
+        return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
+    memset(ids, 0, (size_t)B * T * sizeof *ids);
+    for (uint32_t b = 0; b < B; b++) {
+        const sq_seq *q = &seqs[b];
+        uint32_t n = q->n < T ? q->n : T;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t it = q->items[q->n - n + k];
+            ids[(size_t)b * T + T - n + k] = it < m->info.n_items ? it + 1 : 0;
+        }
+    }
+    return sq_sasrec_net_score(net, a, ids, (int)B, (int)T, out, err);
+}
+
+static void sasrec_destroy(sq_model *m) {
+    sq_sasrec_net *net = m->impl;
+    if (!net)
+        return;
+    sq_sasrec_net_free(net);
+    sq_free(net);
+    m->impl = NULL;
+    m->params = NULL;
+}
+
+const sq_model_ops sq_model_sasrec_ops = {
+    .name = "sasrec",
+    .about = "SASRec: causal self-attention over the sequence, full cross-entropy (SASRec+)",
+    .iterative = 1,
+    .init = sasrec_init,
+    .train_batch = sasrec_train_batch,
+    .scratch = sasrec_scratch,
+    .score = sasrec_score,
+    .destroy = sasrec_destroy,
+};

@@ -1,0 +1,210 @@
+/* train.c — the training loop for iterative models (see train.h): windows of each user's
+ * training events as left-padded batches, Adam/AdamW with warm-up, clipping, validation by full
+ * ranking after every epoch, early stopping with patience and the best parameters kept. */
+#include "seqrec/train.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *err) {
+    long epochs, patience, batch, maxlen, valid_users;
+    double lr, warmup, clip, wd;
+    sq_status rc;
+    if ((rc = sq_config_int(cfg, "epochs", 200, 1, 100000, &epochs, err)) ||
+        (rc = sq_config_int(cfg, "patience", 5, 1, 100000, &patience, err)) ||
+        (rc = sq_config_int(cfg, "batch", 128, 1, 65536, &batch, err)) ||
+        (rc = sq_config_int(cfg, "maxlen", 50, 1, 4096, &maxlen, err)) ||
+        (rc = sq_config_int(cfg, "valid_users", 0, 0, 1L << 31, &valid_users, err)) ||
+        (rc = sq_config_double(cfg, "lr", 1e-3, 1e-9, 10, &lr, err)) ||
+        (rc = sq_config_double(cfg, "warmup", 0, 0, 1, &warmup, err)) ||
+        (rc = sq_config_double(cfg, "clip", 5.0, 0, 1e9, &clip, err)) ||
+        (rc = sq_config_double(cfg, "weight_decay", 0, 0, 10, &wd, err)))
+        return rc;
+    memset(o, 0, sizeof *o);
+    o->epochs = (uint32_t)epochs;
+    o->patience = (uint32_t)patience;
+    o->batch = (uint32_t)batch;
+    o->maxlen = (uint32_t)maxlen;
+    o->valid_users = (uint32_t)valid_users;
+    o->lr = lr;
+    o->warmup = warmup;
+    o->clip = clip;
+    o->weight_decay = wd;
+    const char *keys[] = {"epochs", "patience", "batch", "maxlen", "valid_users"};
+    long vals[] = {epochs, patience, batch, maxlen, valid_users};
+    char buf[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(buf, sizeof buf, "%ld", vals[i]);
+        if ((rc = sq_config_default(cfg, keys[i], buf, err)))
+            return rc;
+    }
+    const char *dkeys[] = {"lr", "warmup", "clip", "weight_decay"};
+    double dvals[] = {lr, warmup, clip, wd};
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, "%g", dvals[i]);
+        if ((rc = sq_config_default(cfg, dkeys[i], buf, err)))
+            return rc;
+    }
+    return SQ_OK;
+}
+
+/* Fills row b of a batch with user u's training window: inputs are the events before each
+ * target, targets the training events from position 1 on, the last T of them, left-padded. */
+static void fill_row(const sq_dataset *d, uint32_t u, uint32_t train_end, uint32_t T, uint32_t *in,
+                     uint32_t *tg, uint8_t *beh) {
+    memset(in, 0, T * sizeof *in);
+    memset(tg, 0, T * sizeof *tg);
+    if (beh)
+        memset(beh, 0, T);
+    const uint64_t base = sq_data_offsets(d)[u];
+    const uint32_t *items = sq_data_items(d) + base;
+    const uint8_t *b = sq_data_behaviours(d) + base;
+    uint32_t n = train_end - 1 < T ? train_end - 1 : T; /* targets in the window */
+    uint32_t first = train_end - n;                     /* position of the first target */
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t slot = T - n + k;
+        in[slot] = items[first + k - 1] + 1;
+        tg[slot] = items[first + k] + 1;
+        if (beh)
+            beh[slot] = b[first + k - 1];
+    }
+}
+
+static void log_epoch(FILE *f, uint32_t epoch, double loss, double ndcg, double hr, double train_s,
+                      double valid_s, uint64_t targets, float lr) {
+    if (!f)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", epoch);
+    cJSON_AddNumberToObject(o, "loss", loss);
+    cJSON *v = cJSON_AddObjectToObject(o, "valid");
+    cJSON_AddNumberToObject(v, "ndcg@10", ndcg);
+    cJSON_AddNumberToObject(v, "hr@10", hr);
+    cJSON_AddNumberToObject(o, "seconds", train_s);
+    cJSON_AddNumberToObject(o, "valid_seconds", valid_s);
+    cJSON_AddNumberToObject(o, "events_per_s", train_s > 0 ? targets / train_s : 0);
+    cJSON_AddNumberToObject(o, "lr", lr);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fprintf(f, "%s\n", s);
+        fflush(f);
+    }
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
+sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_train_opts *o,
+                   sq_train_result *r, sq_error *err) {
+    memset(r, 0, sizeof *r);
+    if (!m->ops->iterative || !m->ops->train_batch || !m->params)
+        return sq_errorf(err, SQ_ERR_ARG, "model '%s' is not trained by batches", m->ops->name);
+    if (o->batch < 1 || o->maxlen < 1 || o->epochs < 1)
+        return sq_errorf(err, SQ_ERR_ARG, "batch, maxlen and epochs must be positive");
+    double t0 = sq_now();
+    uint32_t nu = sq_data_info_of(d)->n_users, B = o->batch, T = o->maxlen;
+    sq_params *ps = m->params;
+    sq_status rc = SQ_OK;
+    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_users = 0;
+    uint32_t *in = sq_mallocn((size_t)B * T, sizeof *in);
+    uint32_t *tg = sq_mallocn((size_t)B * T, sizeof *tg);
+    uint8_t *beh = sq_mallocn((size_t)B * T, 1);
+    uint32_t *ub = sq_mallocn(B, sizeof *ub);
+    float *best = sq_mallocn(ps->total, sizeof *best);
+    sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, T) : 64u << 20);
+    sq_optim opt = {0};
+    if (!users || !in || !tg || !beh || !ub || !best || !arena) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory for training buffers");
+        goto done;
+    }
+    for (uint32_t u = 0; u < nu; u++)
+        if (s->train_end[u] >= 2)
+            users[n_users++] = u;
+    if (n_users == 0) {
+        rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has two training events");
+        goto done;
+    }
+    sq_optim_opts oo = {.kind = o->weight_decay > 0 ? SQ_OPTIM_ADAMW : SQ_OPTIM_ADAM,
+                        .beta1 = 0.9f,
+                        .beta2 = 0.98f, /* as the original SASRec */
+                        .weight_decay = (float)o->weight_decay};
+    if ((rc = sq_optim_init(&opt, ps, &oo, err)))
+        goto done;
+    long steps_per_epoch = (n_users + B - 1) / B;
+    sq_lr_schedule sched = {(float)o->lr, (long)(o->warmup * steps_per_epoch * o->epochs),
+                            steps_per_epoch * (long)o->epochs, (float)o->lr, SQ_LR_CONSTANT};
+    sq_rng rng = sq_rng_derive(o->seed, 1), shuffle = sq_rng_derive(o->seed, 2);
+    long step = 0;
+    uint32_t since_best = 0;
+    r->best_ndcg10 = -1;
+    sq_eval_opts vo = {
+        .k = {10}, .n_k = 1, .part = SQ_EVAL_VALID, .max_users = o->valid_users, .seed = o->seed};
+    for (uint32_t ep = 1; ep <= o->epochs; ep++) {
+        double te = sq_now(), loss_sum = 0;
+        uint64_t targets = 0;
+        sq_rng_shuffle_u32(&shuffle, users, n_users);
+        char stage[64];
+        snprintf(stage, sizeof stage, "epoch %u/%u", ep, o->epochs);
+        for (uint32_t start = 0; start < n_users; start += B) {
+            uint32_t nb = n_users - start < B ? n_users - start : B;
+            for (uint32_t b = 0; b < nb; b++) {
+                ub[b] = users[start + b];
+                fill_row(d, ub[b], s->train_end[ub[b]], T, in + (size_t)b * T, tg + (size_t)b * T,
+                         beh + (size_t)b * T);
+            }
+            sq_batch batch = {nb, T, ub, in, tg, beh, NULL, 0};
+            sq_params_zero_grad(ps);
+            double loss = 0;
+            long nt = 0;
+            sq_arena_reset(arena);
+            if ((rc = m->ops->train_batch(m, &batch, arena, &rng, &loss, &nt, err)))
+                goto done;
+            if (!isfinite(loss)) {
+                rc = sq_errorf(err, SQ_ERR_NUMERIC, "epoch %u: the loss is %g", ep, loss);
+                goto done;
+            }
+            if (o->clip > 0 && (rc = sq_optim_clip_grad_norm(ps, (float)o->clip, NULL, err)))
+                goto done;
+            if ((rc = sq_optim_step(&opt, ps, sq_lr_at(&sched, step), err)))
+                goto done;
+            step++;
+            loss_sum += loss * (double)nt;
+            targets += (uint64_t)nt;
+            sq_report_progress(&o->reporter, stage, start + nb, n_users, "users");
+        }
+        double train_s = sq_now() - te, tv = sq_now();
+        sq_eval_result vr;
+        if ((rc = sq_evaluate(m, d, s, &vo, &vr, err)))
+            goto done;
+        double ndcg = vr.m[0][SQ_M_NDCG].mean, hr = vr.m[0][SQ_M_HR].mean;
+        double mean_loss = targets ? loss_sum / (double)targets : 0;
+        log_epoch(o->metrics_log, ep, mean_loss, ndcg, hr, train_s, sq_now() - tv, targets,
+                  sq_lr_at(&sched, step));
+        sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
+                      "epoch %u: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f, %.1f s (%.0f "
+                      "targets/s)",
+                      ep, mean_loss, ndcg, hr, train_s, train_s > 0 ? targets / train_s : 0);
+        r->epochs_run = ep;
+        r->last_loss = mean_loss;
+        if (ndcg > r->best_ndcg10) {
+            r->best_ndcg10 = ndcg;
+            r->best_epoch = ep;
+            memcpy(best, ps->values, ps->total * sizeof *best);
+            since_best = 0;
+        } else if (++since_best >= o->patience) {
+            break;
+        }
+    }
+    memcpy(ps->values, best, ps->total * sizeof *best); /* the best epoch's parameters */
+    r->seconds = sq_now() - t0;
+done:
+    sq_optim_free(&opt);
+    sq_arena_free(arena);
+    sq_free(users);
+    sq_free(in);
+    sq_free(tg);
+    sq_free(beh);
+    sq_free(ub);
+    sq_free(best);
+    return rc;
+}
