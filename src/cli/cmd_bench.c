@@ -161,6 +161,8 @@ int cmd_bench(int argc, char **argv) {
         dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     if (!strcmp(pos[0], "ingest"))
         return bench_ingest(rows, (int)runs, json, dir);
+    if (!strcmp(pos[0], "nn"))
+        return sq_cli_bench_nn(json, (int)runs, (int)threads);
     fprintf(stderr, "seqrec bench: unknown benchmark '%s' (available: ingest, nn)\n", pos[0]);
     return 2;
 }
