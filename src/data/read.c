@@ -50,6 +50,20 @@ void read_progress(read_src *s, uint64_t line) {
     sq_report_progress(&s->g->opts.reporter, stage, done, total, "bytes");
 }
 
+int read_next_line(read_src *s, sq_line *ln, int side, sq_error *err) {
+    int k;
+    while ((k = sq_lineio_next(s->in, ln, err)) == 1) {
+        s->last_line = ln->no;
+        if (!side && (ln->no & 0xffff) == 0)
+            read_progress(s, ln->no);
+        if (ln->too_long || !read_is_blank(ln->p, ln->n))
+            return 1;
+        if (!side)
+            s->g->report.blank_lines++;
+    }
+    return k;
+}
+
 /* 1 when path names a file already registered as an input (same device and inode). */
 static int already_read(const sq_ingest *g, const char *path) {
     struct stat a, b;

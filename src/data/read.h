@@ -73,6 +73,11 @@ int read_check_line(read_src *s, const sq_line *ln, int side, sq_status *rc, sq_
 /* Progress every 64 Ki lines. */
 void read_progress(read_src *s, uint64_t line);
 
+/* The next line that is not blank: records its number, reports progress every 64 Ki lines and
+ * skips blank lines (counted in the report for event files, side = 0). Returns 1 with *ln set,
+ * 0 at the end, < 0 on a read error (err filled). */
+int read_next_line(read_src *s, sq_line *ln, int side, sq_error *err);
+
 /* Error for a failed sq_lineio_next (err already filled). */
 static inline sq_status read_io_error(sq_error *err) {
     return err && err->code ? err->code : SQ_ERR_IO;

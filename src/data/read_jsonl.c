@@ -191,14 +191,7 @@ sq_status read_jsonl(read_src *s, sq_error *err) {
     sq_line ln;
     int k;
     sq_status rc = SQ_OK;
-    while ((k = sq_lineio_next(s->in, &ln, err)) == 1) {
-        s->last_line = ln.no;
-        if ((ln.no & 0xffff) == 0)
-            read_progress(s, ln.no);
-        if (!ln.too_long && read_is_blank(ln.p, ln.n)) {
-            g->report.blank_lines++;
-            continue;
-        }
+    while ((k = read_next_line(s, &ln, 0, err)) == 1) {
         g->report.rows_read++;
         if (read_check_line(s, &ln, 0, &rc, err)) {
             if (rc)

@@ -53,14 +53,7 @@ static sq_status ratings(read_src *s, sq_error *err) {
     sq_line ln;
     int k;
     sq_status rc;
-    while ((k = sq_lineio_next(s->in, &ln, err)) == 1) {
-        s->last_line = ln.no;
-        if ((ln.no & 0xffff) == 0)
-            read_progress(s, ln.no);
-        if (!ln.too_long && read_is_blank(ln.p, ln.n)) {
-            g->report.blank_lines++;
-            continue;
-        }
+    while ((k = read_next_line(s, &ln, 0, err)) == 1) {
         g->report.rows_read++;
         if (read_check_line(s, &ln, 0, &rc, err)) {
             if (rc)
@@ -97,12 +90,7 @@ static sq_status side(read_src *s, sq_error *err) {
     static const char *user_fields[4] = {"gender", "age", "occupation", "zip"};
     sq_line ln;
     int k;
-    while ((k = sq_lineio_next(s->in, &ln, err)) == 1) {
-        s->last_line = ln.no;
-        if (!ln.too_long && read_is_blank(ln.p, ln.n)) {
-            /* blank lines of side files are not report rows */
-            continue;
-        }
+    while ((k = read_next_line(s, &ln, 1, err)) == 1) {
         g->report.side_rows++;
         sq_status rc = SQ_OK;
         if (read_check_line(s, &ln, 1, &rc, err))

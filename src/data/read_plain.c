@@ -47,14 +47,7 @@ sq_status read_plain(read_src *s, sq_error *err) {
     int planned = 0;
     sq_line ln;
     int k;
-    while ((k = sq_lineio_next(s->in, &ln, err)) == 1) {
-        s->last_line = ln.no;
-        if ((ln.no & 0xffff) == 0)
-            read_progress(s, ln.no);
-        if (!ln.too_long && read_is_blank(ln.p, ln.n)) {
-            g->report.blank_lines++;
-            continue;
-        }
+    while ((k = read_next_line(s, &ln, 0, err)) == 1) {
         if (!planned) {
             if (ln.too_long || ln.has_nul) {
                 rc = sq_errorf(err, SQ_ERR_PARSE, "%s:%llu: first line %s", s->name,
