@@ -25,13 +25,14 @@ typedef struct {
     float decay;     /* AdamW: 1 − lr wd */
 } upd_consts;
 
-/* Updates n consecutive floats: values x, gradients g, state m (and v). */
-static void upd_range(const upd_consts *k, float *x, const float *g, float *m, float *v, size_t n) {
+/* Updates n consecutive floats: values x, gradients g, state m (and v); one thread. */
+static void upd_kernel(const upd_consts *k, float *x, const float *g, float *m, float *v,
+                       size_t n) {
     const float lr = k->lr, mu = k->mu, wd = k->wd, b1 = k->b1, b2 = k->b2, eps = k->eps;
     const float ss = k->step_size, ib = k->inv_bc2, decay = k->decay;
     switch (k->kind) {
     case SQ_OPTIM_SGD:
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * x[i];
             m[i] = mu * m[i] + gi;
@@ -40,7 +41,7 @@ static void upd_range(const upd_consts *k, float *x, const float *g, float *m, f
         break;
     case SQ_OPTIM_ADAM:
     case SQ_OPTIM_ADAMW:
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float xi = x[i] * decay;     /* 1 for Adam */
             float gi = g[i] + wd * x[i]; /* wd is 0 for AdamW here */
@@ -49,6 +50,17 @@ static void upd_range(const upd_consts *k, float *x, const float *g, float *m, f
             x[i] = xi - ss * m[i] / (sqrtf(v[i]) * ib + eps);
         }
         break;
+    }
+}
+
+/* The same over a long range, in blocks spread over the threads. */
+static void upd_range(const upd_consts *k, float *x, const float *g, float *m, float *v, size_t n) {
+    enum { BLOCK = 16384 };
+    size_t nb = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) if (nb > 4)
+    for (size_t b = 0; b < nb; b++) {
+        size_t o = b * BLOCK, len = n - o < BLOCK ? n - o : BLOCK;
+        upd_kernel(k, x + o, g + o, m + o, v ? v + o : NULL, len);
     }
 }
 
@@ -127,7 +139,7 @@ sq_status sq_optim_step(sq_optim *opt, sq_params *ps, float lr, sq_error *err) {
 #pragma omp parallel for schedule(static) if (nt * row > 65536)
             for (size_t r = 0; r < nt; r++) {
                 size_t off = p->offset + (size_t)p->touched[r] * row;
-                upd_range(&k, x + off, g + off, m + off, v ? v + off : NULL, row);
+                upd_kernel(&k, x + off, g + off, m + off, v ? v + off : NULL, row);
             }
             i++;
             continue;
