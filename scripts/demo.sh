@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — the main job end to end on a fresh Debian machine: install what is missing, build,
 # then for a generated log and a real one (../shared/data/ml-100k when present): ingest, describe,
-# train the baseline models, evaluate them with full ranking, recommend and find similar items.
+# train the baselines and SASRec, evaluate them with full ranking, recommend and find similar items.
 # The sequence models, serving and the dashboard join as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,24 +18,28 @@ echo "== ingest it (5-core) and describe it"
 $BIN ingest "$OUT/synthetic.csv" --min-user-events 5 --min-item-events 5 \
   --rejects "$OUT/synthetic.rejects.tsv" -o "$OUT/synthetic.sqd"
 $BIN stats "$OUT/synthetic.sqd"
-run_models() { # dataset.sqd user item
+run_models() { # dataset.sqd user item sasrec-epochs
   for m in pop itemknn; do
     echo "== train $m on $1 and evaluate it (leave-one-out, full ranking)"
     $BIN train "$1" --model "$m" --metrics-log "$OUT/metrics.jsonl" -o "${1%.sqd}.$m.sqm"
     $BIN eval "${1%.sqd}.$m.sqm" "$1" --k 10,20
   done
+  echo "== train SASRec on $1 ($4 epochs at most; early stopping on validation NDCG@10)"
+  $BIN train "$1" --model sasrec --set epochs="$4" --metrics-log "$OUT/metrics.jsonl" \
+    -o "${1%.sqd}.sasrec.sqm"
+  $BIN eval "${1%.sqd}.sasrec.sqm" "$1" --k 10,20
   echo "== recommend for user $2 and find items like $3 (item-kNN)"
   $BIN recommend "${1%.sqd}.itemknn.sqm" "$1" --user "$2" -k 5
   $BIN similar "${1%.sqd}.itemknn.sqm" "$1" --item "$3" -k 5
 }
-run_models "$OUT/synthetic.sqd" 1 10
+run_models "$OUT/synthetic.sqd" 1 10 10
 
 if [ -f "$DATA/ml-100k/ml-100k.inter" ]; then
   echo "== ingest MovieLens-100K (RecBole atomic files, with .item and .user side files)"
   $BIN ingest "$DATA/ml-100k/ml-100k.inter" --rejects "$OUT/ml-100k.rejects.tsv" \
     -o "$OUT/ml-100k.sqd"
   $BIN stats "$OUT/ml-100k.sqd"
-  run_models "$OUT/ml-100k.sqd" 196 242
+  run_models "$OUT/ml-100k.sqd" 196 242 5
 else
   echo "== $DATA/ml-100k not found: skipping the real-data part"
 fi

@@ -1,8 +1,11 @@
 /* main.c — `seqrec <command>`: dispatch to the command table in cli.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const sq_cli_command commands[] = {
     {"generate", "write a synthetic event log with planted structure", cmd_generate},
@@ -25,7 +28,20 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* OpenMP threads that wait by spinning (libgomp's default) fight other busy processes for the
+ * cores: on a shared 2-core machine a training step ran 3-5x slower than with passive waiting
+ * (docs/benchmarks.md). libgomp reads OMP_WAIT_POLICY when it loads, before main, so when the
+ * user has not chosen a policy we set "passive" and start ourselves again, once. */
+static void prefer_passive_waiting(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("SEQREC_NO_REEXEC"))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) || setenv("SEQREC_NO_REEXEC", "1", 1))
+        return;
+    execv("/proc/self/exe", argv); /* returns only on failure: then carry on as we are */
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_waiting(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
