@@ -27,6 +27,10 @@ typedef struct {
     double warmup;        /* warm-up as a fraction of all steps */
     double clip;          /* global gradient-norm clip; 0: none */
     double weight_decay;  /* AdamW decay; 0: Adam */
+    int lr_decay;         /* sq_lr_decay after the warm-up, over all `epochs` epochs */
+    double min_lr;        /* where the decay ends, as a fraction of lr */
+    uint32_t negatives;   /* sampled negatives per target in each batch (sq_batch.negs); 0: none */
+    int neg_pop;          /* 0: uniform negatives; 1: in proportion to training popularity */
     uint32_t valid_users; /* validate on an even spread of this many users; 0: all */
     uint64_t seed;
     FILE *metrics_log;    /* one JSON line per epoch; NULL: none */
@@ -34,7 +38,9 @@ typedef struct {
 } sq_train_opts;
 
 /* The options from a model's config keys (epochs, patience, batch, maxlen, lr, warmup, clip,
- * weight_decay, valid_users), with defaults written back into the config. */
+ * weight_decay, lr_schedule = constant|linear|cosine, min_lr, negatives, neg_sampling =
+ * uniform|pop, valid_users), with defaults written back into the config. A model that needs
+ * negatives sets its own default for `negatives` in its init. */
 sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *err);
 
 typedef struct {

@@ -2,14 +2,16 @@
  * training events as left-padded batches, Adam/AdamW with warm-up, clipping, validation by full
  * ranking after every epoch, early stopping with patience and the best parameters kept. */
 #include "seqrec/train.h"
+#include "train/sampler.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
 sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *err) {
-    long epochs, patience, batch, maxlen, valid_users;
-    double lr, warmup, clip, wd;
+    long epochs, patience, batch, maxlen, valid_users, negatives;
+    double lr, warmup, clip, wd, min_lr;
+    int decay, neg_pop;
     sq_status rc;
     if ((rc = sq_config_int(cfg, "epochs", 200, 1, 100000, &epochs, err)) ||
         (rc = sq_config_int(cfg, "patience", 5, 1, 100000, &patience, err)) ||
@@ -19,7 +21,11 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
         (rc = sq_config_double(cfg, "lr", 1e-3, 1e-9, 10, &lr, err)) ||
         (rc = sq_config_double(cfg, "warmup", 0, 0, 1, &warmup, err)) ||
         (rc = sq_config_double(cfg, "clip", 5.0, 0, 1e9, &clip, err)) ||
-        (rc = sq_config_double(cfg, "weight_decay", 0, 0, 10, &wd, err)))
+        (rc = sq_config_double(cfg, "weight_decay", 0, 0, 10, &wd, err)) ||
+        (rc = sq_config_choice(cfg, "lr_schedule", "constant|linear|cosine", 0, &decay, err)) ||
+        (rc = sq_config_double(cfg, "min_lr", 0, 0, 1, &min_lr, err)) ||
+        (rc = sq_config_int(cfg, "negatives", 0, 0, 4096, &negatives, err)) ||
+        (rc = sq_config_choice(cfg, "neg_sampling", "uniform|pop", 0, &neg_pop, err)))
         return rc;
     memset(o, 0, sizeof *o);
     o->epochs = (uint32_t)epochs;
@@ -31,17 +37,25 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
     o->warmup = warmup;
     o->clip = clip;
     o->weight_decay = wd;
-    const char *keys[] = {"epochs", "patience", "batch", "maxlen", "valid_users"};
-    long vals[] = {epochs, patience, batch, maxlen, valid_users};
+    o->lr_decay = decay;
+    o->min_lr = min_lr;
+    o->negatives = (uint32_t)negatives;
+    o->neg_pop = neg_pop;
+    static const char *const decays[] = {"constant", "linear", "cosine"};
+    if ((rc = sq_config_default(cfg, "lr_schedule", decays[decay], err)) ||
+        (rc = sq_config_default(cfg, "neg_sampling", neg_pop ? "pop" : "uniform", err)))
+        return rc;
+    const char *keys[] = {"epochs", "patience", "batch", "maxlen", "valid_users", "negatives"};
+    long vals[] = {epochs, patience, batch, maxlen, valid_users, negatives};
     char buf[64];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(buf, sizeof buf, "%ld", vals[i]);
         if ((rc = sq_config_default(cfg, keys[i], buf, err)))
             return rc;
     }
-    const char *dkeys[] = {"lr", "warmup", "clip", "weight_decay"};
-    double dvals[] = {lr, warmup, clip, wd};
-    for (int i = 0; i < 4; i++) {
+    const char *dkeys[] = {"lr", "warmup", "clip", "weight_decay", "min_lr"};
+    double dvals[] = {lr, warmup, clip, wd, min_lr};
+    for (int i = 0; i < 5; i++) {
         snprintf(buf, sizeof buf, "%g", dvals[i]);
         if ((rc = sq_config_default(cfg, dkeys[i], buf, err)))
             return rc;
@@ -110,10 +124,13 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     uint32_t *tg = sq_mallocn((size_t)B * T, sizeof *tg);
     uint8_t *beh = sq_mallocn((size_t)B * T, 1);
     uint32_t *ub = sq_mallocn(B, sizeof *ub);
+    uint32_t K = o->negatives;
+    uint32_t *negs = K ? sq_mallocn((size_t)B * T * K, sizeof *negs) : NULL;
+    sq_neg_sampler sampler = {0};
     float *best = sq_mallocn(ps->total, sizeof *best);
     sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, T) : 64u << 20);
     sq_optim opt = {0};
-    if (!users || !in || !tg || !beh || !ub || !best || !arena) {
+    if (!users || !in || !tg || !beh || !ub || !best || !arena || (K && !negs)) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -130,9 +147,12 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                         .weight_decay = (float)o->weight_decay};
     if ((rc = sq_optim_init(&opt, ps, &oo, err)))
         goto done;
+    if (K && (rc = sq_neg_sampler_init(&sampler, d, s, o->neg_pop, err)))
+        goto done;
     long steps_per_epoch = (n_users + B - 1) / B;
     sq_lr_schedule sched = {(float)o->lr, (long)(o->warmup * steps_per_epoch * o->epochs),
-                            steps_per_epoch * (long)o->epochs, (float)o->lr, SQ_LR_CONSTANT};
+                            steps_per_epoch * (long)o->epochs, (float)(o->lr * o->min_lr),
+                            (sq_lr_decay)o->lr_decay};
     sq_rng rng = sq_rng_derive(o->seed, 1), shuffle = sq_rng_derive(o->seed, 2);
     long step = 0;
     uint32_t since_best = 0;
@@ -152,7 +172,9 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                 fill_row(d, ub[b], s->train_end[ub[b]], T, in + (size_t)b * T, tg + (size_t)b * T,
                          beh + (size_t)b * T);
             }
-            sq_batch batch = {nb, T, ub, in, tg, beh, NULL, 0};
+            if (K)
+                sq_neg_fill(&sampler, &rng, tg, nb, T, K, negs);
+            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K};
             sq_params_zero_grad(ps);
             double loss = 0;
             long nt = 0;
@@ -199,7 +221,9 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     r->seconds = sq_now() - t0;
 done:
     sq_optim_free(&opt);
+    sq_neg_sampler_free(&sampler);
     sq_arena_free(arena);
+    sq_free(negs);
     sq_free(users);
     sq_free(in);
     sq_free(tg);
