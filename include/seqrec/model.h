@@ -44,6 +44,8 @@ typedef struct {
     const uint8_t *in_beh;   /* [B, T] behaviours of the inputs, or NULL */
     const uint32_t *negs;    /* [B, T, n_neg] sampled negative item id + 1, or NULL */
     uint32_t n_neg;
+    const float *item_logq;  /* [n_items] log of each item's probability of being drawn as a
+                                negative, or NULL (uniform: the same for every item) */
 } sq_batch;
 
 typedef struct sq_model sq_model;

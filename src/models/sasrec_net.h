@@ -143,6 +143,37 @@ sq_status sq_sasrec_net_step(sq_sasrec_net *net, sq_arena *a, const uint32_t *in
 sq_status sq_sasrec_net_score(const sq_sasrec_net *net, sq_arena *a, const uint32_t *ids, int B,
                               int T, float *scores, sq_error *err);
 
+
+/* Sampled training objectives (models/sasrec_sampled.c), for large catalogues or to reproduce
+ * the original SASRec: the logits of each target position's positive and its K sampled
+ * negatives only, so a step costs O(N·K·C) instead of O(N·V·C) and touches only those rows.
+ *   SQ_SASREC_BCE:     loss_i = −log σ(pos_i) − Σ_k log(1 − σ(neg_ik))   (Kang & McAuley, K = 1)
+ *   SQ_SASREC_SAMPLED: softmax over {pos_i, neg_i1..neg_iK} with log-Q correction when
+ *                      item_logq is given (log of each item's sampling probability, [n_items])
+ * loss = mean over the positions with a target. */
+typedef enum { SQ_SASREC_CE = 0, SQ_SASREC_BCE, SQ_SASREC_SAMPLED } sq_sasrec_loss;
+
+typedef struct {
+    sq_sasrec_loss kind;   /* SQ_SASREC_BCE or SQ_SASREC_SAMPLED */
+    const uint32_t *negs;  /* [B, T, K] negative row ids (item id + 1); 0 where no target */
+    int K;                 /* negatives per target, ≥ 1 */
+    const float *item_logq; /* [n_items] log Q of dataset item ids, or NULL (no correction) */
+} sq_sasrec_sampling;
+
+/* Arena bytes the sampled loss needs beyond the network's, for N = B·T positions. */
+size_t sq_sasrec_sampled_scratch(int N, int K);
+/* The sampled loss of hidden states h [N, C] (N = B·T) against targets [N] (row ids, 0 = no
+ * target). With dh != NULL also dh += ∂loss/∂h and the item table's gradient for the rows
+ * used (touched). *n_targets (may be NULL) = positions with a target. */
+sq_status sq_sasrec_sampled_loss(sq_sasrec_net *net, sq_arena *a, const float *h,
+                                 const uint32_t *targets, int N, const sq_sasrec_sampling *s,
+                                 float *loss, float *dh, long *n_targets, sq_error *err);
+/* As sq_sasrec_net_step with the sampled objective instead of the full cross-entropy. */
+sq_status sq_sasrec_net_step_sampled(sq_sasrec_net *net, sq_arena *a, const uint32_t *inputs,
+                                     const uint32_t *targets, int B, int T,
+                                     const sq_sasrec_sampling *s, sq_rng *rng, float *loss,
+                                     long *n_targets, sq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
  * (8 bytes per item) and draws by binary search, so memory does not grow with the log. */
 #include "train/sampler.h"
 
+#include <math.h>
 #include <string.h>
 
 sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_split *sp, int pop,
@@ -27,12 +28,21 @@ sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_s
         acc += s->cum[i] + 1;
         s->cum[i] = acc;
     }
+    s->logq = sq_mallocn(s->n_items, sizeof *s->logq);
+    if (!s->logq) {
+        sq_neg_sampler_free(s);
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory for the negative sampler");
+    }
+    for (uint32_t i = 0; i < s->n_items; i++)
+        s->logq[i] = (float)log((double)(s->cum[i] - (i ? s->cum[i - 1] : 0)) / (double)acc);
     return SQ_OK;
 }
 
 void sq_neg_sampler_free(sq_neg_sampler *s) {
     sq_free(s->cum);
+    sq_free(s->logq);
     s->cum = NULL;
+    s->logq = NULL;
 }
 
 static uint32_t draw_once(const sq_neg_sampler *s, sq_rng *rng) {

@@ -8,6 +8,7 @@
 typedef struct {
     uint32_t n_items;
     uint64_t *cum; /* pop: cum[i] = training events of items 0..i; NULL: uniform */
+    float *logq;   /* pop: log of each item's probability of being drawn; NULL: uniform */
 } sq_neg_sampler;
 
 /* pop = 0: uniform; 1: by training popularity (events before each user's train_end). */

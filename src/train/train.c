@@ -174,7 +174,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             }
             if (K)
                 sq_neg_fill(&sampler, &rng, tg, nb, T, K, negs);
-            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K};
+            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K, sampler.logq};
             sq_params_zero_grad(ps);
             double loss = 0;
             long nt = 0;

@@ -140,6 +140,112 @@ static void test_gradcheck_whole_step(void **state) {
     fx_free(&f);
 }
 
+/* The sampled objectives: the same whole-step check with BCE over K negatives and with the
+ * log-Q-corrected sampled softmax (an accidental hit included: row 0's second negative). */
+enum { KK = 3 };
+static uint32_t NEGS[BB * TT * KK];
+static float LOGQ[NI];
+
+typedef struct {
+    fixture f;
+    sq_sasrec_sampling s;
+} sfixture;
+
+static double sampled_loss_only(void *ctx) {
+    sfixture *sf = ctx;
+    fixture *f = &sf->f;
+    sq_error err = {0};
+    sq_sasrec_acts acts;
+    sq_arena_reset(f->a);
+    assert_int_equal(
+        sq_sasrec_net_forward(&f->net, f->a, &acts, f->in, f->B, f->T, NULL, NULL, &err), SQ_OK);
+    float l = 0.0f;
+    assert_int_equal(sq_sasrec_sampled_loss(&f->net, f->a, acts.h, f->tg, f->B * f->T, &sf->s, &l,
+                                            NULL, NULL, &err),
+                     SQ_OK);
+    sq_arena_reset(f->a);
+    return l;
+}
+
+static void check_sampled(sq_sasrec_loss kind, const float *logq) {
+    for (int n = 0; n < BB * TT; n++)
+        for (int k = 0; k < KK; k++)
+            NEGS[n * KK + k] = TG[n] ? (uint32_t)(1 + (n * 5 + k * 3) % NI) : 0;
+    NEGS[1] = TG[0]; /* a negative equal to the positive */
+    for (int i = 0; i < NI; i++)
+        LOGQ[i] = logf((float)(i + 1) / (NI * (NI + 1) / 2.0f));
+    sq_sasrec_config c;
+    tiny_config(&c, 0.0f, SQ_ACT_GELU);
+    sfixture sf;
+    fx_init(&sf.f, &c, 13);
+    sq_arena_free(sf.f.a);
+    sf.f.a = sq_arena_create(sq_sasrec_net_scratch(&c, BB, TT) +
+                             sq_sasrec_sampled_scratch(BB * TT, KK));
+    sf.s = (sq_sasrec_sampling){kind, NEGS, KK, logq};
+    sq_error err = {0};
+    float loss = -1.0f;
+    long nt = 0;
+    sq_params_zero_grad(&sf.f.net.ps);
+    assert_int_equal(sq_sasrec_net_step_sampled(&sf.f.net, sf.f.a, IN, TG, BB, TT, &sf.s, NULL,
+                                                &loss, &nt, &err),
+                     SQ_OK);
+    assert_int_equal(nt, 9);
+    assert_true(isfinite(loss) && loss > 0.0f);
+    assert_float_equal(loss, sampled_loss_only(&sf), 1e-6);
+    sq_params *ps = &sf.f.net.ps;
+    int bad = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        sq_param *p = &ps->p[i];
+        float *g = malloc(p->size * sizeof *g);
+        assert_non_null(g);
+        memcpy(g, p->grad, p->size * sizeof *g);
+        bad += gc_check(p->name, sampled_loss_only, &sf, p->data, g, p->size, &OPTS);
+        free(g);
+    }
+    assert_int_equal(bad, 0);
+    fx_free(&sf.f);
+}
+
+static void test_gradcheck_sampled_bce(void **state) {
+    (void)state;
+    check_sampled(SQ_SASREC_BCE, NULL);
+}
+
+static void test_gradcheck_sampled_softmax_logq(void **state) {
+    (void)state;
+    check_sampled(SQ_SASREC_SAMPLED, LOGQ);
+}
+
+/* BCE by hand for one position: −log σ(pos) − Σ log(1 − σ(neg)). */
+static void test_sampled_bce_by_hand(void **state) {
+    (void)state;
+    sq_sasrec_config c;
+    tiny_config(&c, 0.0f, SQ_ACT_GELU);
+    c.hidden = 2;
+    c.heads = 1;
+    sq_sasrec_net net;
+    sq_error err = {0};
+    assert_int_equal(sq_sasrec_net_init(&net, &c, &err), SQ_OK);
+    float *E = sq_nn_val(&net.ps, net.item_emb);
+    for (int r = 0; r <= NI; r++) {
+        E[r * 2] = 0.1f * r;
+        E[r * 2 + 1] = -0.05f * r;
+    }
+    const float h[2 * 2] = {1.0f, 2.0f, 0.5f, -1.0f};
+    const uint32_t tg[2] = {0, 3}, negs[2 * 2] = {0, 0, 5, 1};
+    sq_sasrec_sampling s = {SQ_SASREC_BCE, negs, 2, NULL};
+    sq_arena *a = sq_arena_create(sq_sasrec_sampled_scratch(2, 2));
+    float l = 0;
+    long nt = 0;
+    assert_int_equal(sq_sasrec_sampled_loss(&net, a, h, tg, 2, &s, &l, NULL, &nt, &err), SQ_OK);
+    assert_int_equal(nt, 1);
+    /* h = (0.5, −1): pos = 0.5·0.3 + 0.15 = 0.3, neg5 = 0.25 + 0.25 = 0.5, neg1 = 0.05 + 0.05 = 0.1 */
+    double want = log1p(exp(-0.3)) + log1p(exp(0.5)) + log1p(exp(0.1));
+    assert_float_equal(l, want, 1e-5);
+    sq_arena_free(a);
+    sq_sasrec_net_free(&net);
+}
+
 /* ======================================= Composition ========================================= */
 
 /* The blocks run from their parts here; with one thread they must equal sq_nn_block_forward /
@@ -427,6 +533,9 @@ static void test_argument_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_whole_step),
+        cmocka_unit_test(test_gradcheck_sampled_bce),
+        cmocka_unit_test(test_gradcheck_sampled_softmax_logq),
+        cmocka_unit_test(test_sampled_bce_by_hand),
         cmocka_unit_test(test_blocks_equal_library_block),
         cmocka_unit_test(test_deterministic_one_thread),
         cmocka_unit_test(test_padding_never_reaches_the_loss),
