@@ -70,6 +70,12 @@ typedef struct {
     /* Scores of every item for each of B sequences into out [B, n_items] (higher is better). */
     sq_status (*score)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out, sq_arena *a,
                        sq_error *err);
+    /* Embedding models (may be NULL): the item vectors [n_items, *dim] and the sequence vectors
+     * [B, dim] whose dot products are the scores (up to per-item biases a model may add):
+     * cosine scores, σ(uᵀy) probabilities, vector retrieval. */
+    const float *(*item_vectors)(const sq_model *m, uint32_t *dim);
+    sq_status (*seq_vectors)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                             sq_arena *a, sq_error *err);
     /* Model-specific state beyond m->params, as blobs to save (pointers into the model; the
      * array itself is malloc'd and freed by the caller) and to restore. May be NULL. */
     sq_status (*save_state)(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err);

@@ -21,6 +21,7 @@ int cmd_bench(int argc, char **argv);
 /* `seqrec bench nn` (bench_nn.c): threads <= 0 keeps the default, runs 1..64. */
 int sq_cli_bench_nn(int json, int runs, int threads);
 int cmd_train(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_similar(int argc, char **argv);

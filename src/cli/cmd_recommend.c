@@ -1,24 +1,32 @@
 /* cmd_recommend.c — `seqrec recommend` (top-k for a user from their whole history, seen items
- * excluded) and `seqrec similar` (items nearest to an item). */
+ * excluded) and `seqrec similar` (items nearest to an item). Scores are the model's (a dot
+ * product for embedding models) or, with --score cosine, the cosine between the sequence's (or
+ * the item's) vector and each item vector. Embedding models also show r = σ(uᵀy). */
 #include "cli/cli.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 
 /* Prints a ranked list as text or JSON; `what` names the query. */
 static void print_list(const sq_dataset *d, const char *what, const char *id, const uint32_t *ids,
-                       const float *vals, uint32_t n, int json, const char *model) {
+                       const float *vals, const float *prob, uint32_t n, int json,
+                       const char *model, const char *score) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, what, id);
         cJSON_AddStringToObject(o, "model", model);
+        cJSON_AddStringToObject(o, "score", score);
         cJSON *a = cJSON_AddArrayToObject(o, "items");
         for (uint32_t i = 0; i < n; i++) {
             cJSON *it = cJSON_CreateObject();
             cJSON_AddStringToObject(it, "item", sq_data_item_id(d, ids[i], NULL));
             cJSON_AddNumberToObject(it, "score", vals[i]);
+            if (prob)
+                cJSON_AddNumberToObject(it, "probability", prob[i]);
             size_t tl = 0;
             const char *text = sq_data_item_text(d, ids[i], &tl);
             if (text && tl)
@@ -31,38 +39,71 @@ static void print_list(const sq_dataset *d, const char *what, const char *id, co
         cJSON_Delete(o);
         return;
     }
-    printf("%s %s (model %s)\n", what, id, model);
+    printf("%s %s (model %s, %s scores%s)\n", what, id, model, score,
+           prob ? ", p = σ(uᵀy)" : "");
     for (uint32_t i = 0; i < n; i++) {
         size_t tl = 0;
         const char *text = sq_data_item_text(d, ids[i], &tl);
-        printf("%3u. %-16s %10.4f  %.*s\n", i + 1, sq_data_item_id(d, ids[i], NULL), vals[i],
-               (int)(tl > 60 ? 60 : tl), text ? text : "");
+        printf("%3u. %-16s %10.4f", i + 1, sq_data_item_id(d, ids[i], NULL), vals[i]);
+        if (prob)
+            printf("  p %.4f", prob[i]);
+        printf("  %.*s\n", (int)(tl > 60 ? 60 : tl), text ? text : "");
+    }
+}
+
+/* The sequence's vector u [dim] (item_itself: the item's own vector, for `similar` by cosine). */
+static sq_status query_vector(const sq_model *m, const sq_seq *q, int item_itself, float *u,
+                              sq_arena *a, sq_error *err) {
+    uint32_t dim;
+    const float *Y = m->ops->item_vectors(m, &dim);
+    if (item_itself) {
+        memcpy(u, Y + (size_t)q->items[0] * dim, dim * sizeof *u);
+        return SQ_OK;
+    }
+    return m->ops->seq_vectors(m, q, 1, u, a, err);
+}
+
+/* scores[i] = cos(u, y_i); probs (if not NULL) of the top ids: σ(u · y). */
+static void cosine_scores(const sq_model *m, const float *u, float *scores, uint32_t ni) {
+    uint32_t dim;
+    const float *Y = m->ops->item_vectors(m, &dim);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ni, (int)dim, 1.0f, Y, (int)dim, u, 1, 0.0f,
+                scores, 1);
+    double un = cblas_snrm2((int)dim, u, 1);
+    for (uint32_t i = 0; i < ni; i++) {
+        double yn = cblas_snrm2((int)dim, Y + (size_t)i * dim, 1);
+        scores[i] = (float)(scores[i] / (un * yn + 1e-12));
     }
 }
 
 static int run(int argc, char **argv, int similar) {
-    const char *pos[2], *who = NULL;
+    const char *pos[2], *who = NULL, *score_kind = "dot";
     int npos = 0, json = 0, keep = 0;
     uint64_t k = 10;
     const sq_opt rec_opts[] = {
         {"user", OPT_STR, &who, "ID", "the user (external id as in the input log)", 0, 0},
         {"k", OPT_U64, &k, "K", "how many (default 10)", 0, 0},
         {"keep-history", OPT_FLAG, &keep, NULL, "also recommend items the user already had", 0, 0},
+        {"score", OPT_STR, &score_kind, "S", "dot (the model's scores, default) or cosine", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
     const sq_opt sim_opts[] = {
         {"item", OPT_STR, &who, "ID", "the item (external id as in the input log)", 0, 0},
         {"k", OPT_U64, &k, "K", "how many (default 10)", 0, 0},
+        {"score", OPT_STR, &score_kind, "S",
+         "dot (the model's scores after the item, default) or cosine (between item vectors)", 0,
+         0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
     sq_cli_spec spec = {
-        similar ? "seqrec similar model.sqm data.sqd --item ID [-k 10] [--json]"
-                : "seqrec recommend model.sqm data.sqd --user ID [-k 10] [--json]",
+        similar ? "seqrec similar model.sqm data.sqd --item ID [-k 10] [--score dot|cosine] [--json]"
+                : "seqrec recommend model.sqm data.sqd --user ID [-k 10] [--score dot|cosine] "
+                  "[--json]",
         similar ? "Items the model finds nearest to an item (as the next item after it)."
                 : "Top-k items for a user from their whole history; items they already had are "
                   "excluded.",
         similar ? sim_opts : rec_opts,
-        similar ? 3 : 4,
+        similar ? 4 : 5,
         pos,
         2,
         2,
@@ -76,10 +117,15 @@ static int run(int argc, char **argv, int similar) {
                 similar ? "--item" : "--user");
         return 2;
     }
+    const int cosine = !strcmp(score_kind, "cosine");
+    if (!cosine && strcmp(score_kind, "dot")) {
+        fprintf(stderr, "seqrec %s: --score '%s': expected dot or cosine\n", cmd, score_kind);
+        return 2;
+    }
     sq_error err = {0};
     sq_dataset *d = NULL;
     sq_model *m = NULL;
-    float *scores = NULL, *vals = NULL;
+    float *scores = NULL, *vals = NULL, *u = NULL, *prob = NULL;
     uint32_t *ids = NULL;
     sq_arena *a = NULL;
     int ret = 1;
@@ -105,18 +151,40 @@ static int run(int argc, char **argv, int similar) {
         const uint64_t *off = sq_data_offsets(d);
         q = sq_model_user_seq(d, id, (uint32_t)(off[id + 1] - off[id]));
     }
+    const int vectors = m->ops->item_vectors && m->ops->seq_vectors;
+    if (cosine && !vectors) {
+        sq_errorf(&err, SQ_ERR_ARG, "model '%s' has no item vectors: --score cosine needs an "
+                                    "embedding model (e.g. sasrec)", m->ops->name);
+        goto done;
+    }
+    uint32_t dim = 0;
+    if (vectors)
+        m->ops->item_vectors(m, &dim);
     scores = sq_mallocn(ni, sizeof *scores);
     ids = sq_mallocn(k, sizeof *ids);
     vals = sq_mallocn(k, sizeof *vals);
-    a = sq_arena_create(16u << 20);
-    if (!scores || !ids || !vals || !a) {
+    prob = sq_mallocn(k, sizeof *prob);
+    u = sq_mallocn(dim ? dim : 1, sizeof *u);
+    a = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, 1, 0) : 64u << 20);
+    if (!scores || !ids || !vals || !prob || !u || !a) {
         sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (sq_model_score(m, &q, 1, scores, a, &err))
+    if (vectors && query_vector(m, &q, similar && cosine, u, a, &err))
+        goto done;
+    sq_arena_reset(a);
+    if (cosine)
+        cosine_scores(m, u, scores, ni);
+    else if (sq_model_score(m, &q, 1, scores, a, &err))
         goto done;
     uint32_t n = sq_topk(scores, ni, (uint32_t)k, q.items, similar || !keep ? q.n : 0, ids, vals);
-    print_list(d, similar ? "item" : "user", who, ids, vals, n, json, m->ops->name);
+    if (vectors) {
+        const float *Y = m->ops->item_vectors(m, &dim);
+        for (uint32_t i = 0; i < n; i++)
+            prob[i] = 1.0f / (1.0f + expf(-cblas_sdot((int)dim, u, 1, Y + (size_t)ids[i] * dim, 1)));
+    }
+    print_list(d, similar ? "item" : "user", who, ids, vals, vectors ? prob : NULL, n, json,
+               m->ops->name, cosine ? "cosine" : "dot");
     ret = 0;
 done:
     if (ret)
@@ -124,6 +192,8 @@ done:
     sq_free(scores);
     sq_free(ids);
     sq_free(vals);
+    sq_free(prob);
+    sq_free(u);
     sq_arena_free(a);
     sq_model_free(m);
     sq_data_close(d);

@@ -1,20 +1,11 @@
 /* cmd_train.c — `seqrec train data.sqd --model M -o model.sqm`: build the model from its config,
  * fit it on the training part of the split, report validation metrics, save. */
 #include "cli/cli.h"
-#include "seqrec/eval.h"
-#include "seqrec/model.h"
-#include "seqrec/train.h"
+#include "cli/fit.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <string.h>
-
-static void model_list(char *buf, size_t cap) {
-    size_t o = 0;
-    const sq_model_ops *const *k = sq_model_kinds();
-    for (size_t i = 0; k[i] && o < cap; i++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "|" : "", k[i]->name);
-}
 
 int cmd_train(int argc, char **argv) {
     const char *pos[1], *sets[64];
@@ -22,7 +13,7 @@ int cmd_train(int argc, char **argv) {
     const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL;
     uint64_t seed = 42, threads = 0, fold = 0;
     char models[256], model_help[320];
-    model_list(models, sizeof models);
+    sq_cli_model_list(models, sizeof models);
     snprintf(model_help, sizeof model_help, "the model: %s", models);
     const sq_opt opts[] = {
         {"model", OPT_STR, &model, "M", model_help, 0, 0},
@@ -80,52 +71,20 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
         goto fail;
-    const sq_model_ops *ops = sq_model_find(model);
-    if (ops && ops->iterative && !sq_config_get(cfg, "maxlen")) {
-        /* the window follows the data: the 90th percentile of sequence lengths, within 50..200 */
-        sq_data_summary sum;
-        if (sq_data_summarize(d, &sum, &err))
-            goto fail;
-        uint32_t ml = (sum.len_p90 + 9) / 10 * 10;
-        sq_data_summary_free(&sum);
-        char buf[16];
-        snprintf(buf, sizeof buf, "%u", ml < 50 ? 50 : ml > 200 ? 200 : ml);
-        if (sq_config_set(cfg, "maxlen", buf, &err))
-            goto fail;
-    }
-    if (sq_model_create(&m, model, cfg, d, seed, &err))
-        goto fail;
-    sq_train_opts to;
-    if (m->ops->iterative && sq_train_opts_from_config(m->cfg, &to, &err))
-        goto fail;
     if (log_path && !(log = fopen(log_path, "a"))) {
         sq_errorf(&err, SQ_ERR_IO, "%s: cannot open for appending", log_path);
         goto fail;
     }
-    double t0 = sq_now();
-    uint32_t epochs = 1;
-    if (m->ops->iterative) {
-        to.seed = seed;
-        to.metrics_log = log;
-        to.reporter = rep;
-        sq_train_result tr;
-        if (sq_train(m, d, &split, &to, &tr, &err))
-            goto fail;
-        epochs = tr.epochs_run;
-        if (!quiet && !json)
-            fprintf(stderr, "kept epoch %u of %u (validation NDCG@10 %.4f)\n", tr.best_epoch,
-                    tr.epochs_run, tr.best_ndcg10);
-    } else if (m->ops->fit(m, d, &split, &rep, &err)) {
+    sq_cli_fit_result fr;
+    if (sq_cli_fit(&m, model, cfg, d, &split, seed, &rep, log, &fr, &err))
         goto fail;
+    if (m->ops->iterative && !quiet && !json) {
+        sq_progress_bar_done(&cr.bar);
+        fprintf(stderr, "kept epoch %u of %u\n", fr.best_epoch, fr.epochs);
     }
-    double fit_s = sq_now() - t0;
-    sq_eval_opts eo = {0};
-    eo.part = SQ_EVAL_VALID;
-    eo.seed = seed;
-    eo.reporter = rep;
-    sq_eval_result vr;
-    if (sq_evaluate(m, d, &split, &eo, &vr, &err))
-        goto fail;
+    const sq_eval_result vr = fr.valid;
+    const double fit_s = fr.seconds;
+    const uint32_t epochs = fr.epochs;
     sq_progress_bar_done(&cr.bar);
     if (sq_model_save(m, out, &err))
         goto fail;

@@ -12,6 +12,7 @@ static const sq_cli_command commands[] = {
     {"ingest", "read event logs, clean them and write a .sqd dataset", cmd_ingest},
     {"stats", "describe a .sqd dataset", cmd_stats},
     {"train", "train a model on a dataset and save it (.sqm)", cmd_train},
+    {"tune", "search config values on the validation split (grid or random)", cmd_tune},
     {"eval", "evaluate a model: full-ranking metrics with confidence intervals", cmd_eval},
     {"recommend", "top-k items for a user", cmd_recommend},
     {"similar", "items nearest to an item", cmd_similar},

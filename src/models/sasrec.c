@@ -102,13 +102,12 @@ static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a,
     return rc;
 }
 
-static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
-                              sq_arena *a, sq_error *err) {
-    const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
-    uint32_t T = (uint32_t)net->cfg.maxlen;
+/* The last maxlen items of each sequence as table rows, left-padded: [B, maxlen]. */
+static uint32_t *seq_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
+                         sq_arena *a) {
     uint32_t *ids = sq_arena_alloc(a, (size_t)B * T * sizeof *ids);
     if (!ids)
-        return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
+        return NULL;
     memset(ids, 0, (size_t)B * T * sizeof *ids);
     for (uint32_t b = 0; b < B; b++) {
         const sq_seq *q = &seqs[b];
@@ -118,7 +117,38 @@ static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B,
             ids[(size_t)b * T + T - n + k] = it < m->info.n_items ? it + 1 : 0;
         }
     }
+    return ids;
+}
+
+static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                              sq_arena *a, sq_error *err) {
+    const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
+    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = seq_ids(m, seqs, B, T, a);
+    if (!ids)
+        return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
     return sq_sasrec_net_score(net, a, ids, (int)B, (int)T, out, err);
+}
+
+static const float *sasrec_item_vectors(const sq_model *m, uint32_t *dim) {
+    const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
+    *dim = (uint32_t)net->cfg.hidden;
+    return sq_nn_val(&net->ps, net->item_emb) + net->cfg.hidden; /* row 0 is padding */
+}
+
+static sq_status sasrec_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                                    sq_arena *a, sq_error *err) {
+    const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
+    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = seq_ids(m, seqs, B, T, a);
+    if (!ids)
+        return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
+    sq_sasrec_acts acts;
+    sq_status rc = sq_sasrec_net_forward(net, a, &acts, ids, (int)B, (int)T, NULL, NULL, err);
+    if (rc)
+        return rc;
+    const size_t C = (size_t)net->cfg.hidden;
+    for (uint32_t b = 0; b < B; b++)
+        memcpy(out + b * C, acts.h + ((size_t)b * T + T - 1) * C, C * sizeof *out);
+    return SQ_OK;
 }
 
 static void sasrec_destroy(sq_model *m) {
@@ -139,5 +169,7 @@ const sq_model_ops sq_model_sasrec_ops = {
     .train_batch = sasrec_train_batch,
     .scratch = sasrec_scratch,
     .score = sasrec_score,
+    .item_vectors = sasrec_item_vectors,
+    .seq_vectors = sasrec_seq_vectors,
     .destroy = sasrec_destroy,
 };

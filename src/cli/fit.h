@@ -1,0 +1,28 @@
+/* fit.h — what `seqrec train` and `seqrec tune` share: build a model of a kind from a config
+ * for a dataset (deriving maxlen from the data when the config leaves it out), train or fit it
+ * on a split, and measure it on the validation part. */
+#ifndef SEQREC_CLI_FIT_H
+#define SEQREC_CLI_FIT_H
+
+#include "seqrec/eval.h"
+#include "seqrec/model.h"
+#include "seqrec/train.h"
+
+typedef struct {
+    uint32_t epochs;        /* epochs run (1 for fitted models) */
+    uint32_t best_epoch;    /* epoch kept (1 for fitted models) */
+    double seconds;         /* training (validation between epochs included) */
+    sq_eval_result valid;   /* the kept model on the validation part */
+} sq_cli_fit_result;
+
+/* Creates *out (freed by the caller, also on failure when not NULL) from `kind` and cfg, trains
+ * it on split s with validation, and evaluates it on the validation part at the default Ks.
+ * log: JSON lines per epoch (may be NULL). */
+sq_status sq_cli_fit(sq_model **out, const char *kind, sq_config *cfg, const sq_dataset *d,
+                     const sq_split *s, uint64_t seed, const sq_reporter *rep, FILE *log,
+                     sq_cli_fit_result *r, sq_error *err);
+
+/* "pop|itemknn|sasrec|...": the registered model kinds, for --help. */
+void sq_cli_model_list(char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# model_cli.sh — train, eval, tune, recommend and similar end to end on a generated log: every
+# command's --help; recommend never returns the user's own history and shows p = σ(score) for
+# an embedding model; cosine scores lie in [-1, 1] in order and are refused for a model without
+# vectors; tune tries every combination, ranks by validation NDCG@10, survives a failing trial,
+# saves a best model that eval accepts, and fails cleanly when every trial fails.
+set -euo pipefail
+BIN=${SEQREC_BIN:?}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+py() { python3 -c "$@"; }
+export OMP_NUM_THREADS=1
+
+for c in train eval tune recommend similar; do
+  $BIN $c --help | grep -q "usage: seqrec $c" || fail "$c --help"
+done
+
+$BIN generate -q --users 400 --items 120 --events 10000 --seed 4 -o "$T/g.csv"
+$BIN ingest -q "$T/g.csv" -o "$T/g.sqd"
+SMALL=(--set hidden=16 --set maxlen=20 --set epochs=3)
+$BIN train -q "$T/g.sqd" --model sasrec "${SMALL[@]}" -o "$T/s.sqm"
+$BIN train -q "$T/g.sqd" --model pop -o "$T/p.sqm"
+
+# recommend: none of the user's own items, p = σ(score), scores in descending order
+U=$(sed -n 2p "$T/g.csv" | cut -d, -f1)
+$BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" -k 20 --json > "$T/rec.json"
+py "
+import csv, json, math
+r = json.load(open('$T/rec.json'))
+seen = {row['item_id'] for row in csv.DictReader(open('$T/g.csv')) if row['user_id'] == '$U'}
+items = r['items']
+assert len(items) == 20, len(items)
+assert not seen & {i['item'] for i in items}, 'a seen item was recommended'
+s = [i['score'] for i in items]
+assert s == sorted(s, reverse=True), s
+for i in items:
+    assert abs(i['probability'] - 1 / (1 + math.exp(-i['score']))) < 1e-5, i
+" || fail "recommend --json"
+$BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" -k 20 --score cosine --json > "$T/cos.json"
+py "
+import json
+s = [i['score'] for i in json.load(open('$T/cos.json'))['items']]
+assert all(-1.0001 <= x <= 1.0001 for x in s) and s == sorted(s, reverse=True), s
+" || fail "recommend --score cosine"
+I=$(sed -n 2p "$T/g.csv" | cut -d, -f2)
+$BIN similar "$T/s.sqm" "$T/g.sqd" --item "$I" -k 5 --score cosine --json | py "
+import json, sys
+r = json.load(sys.stdin)
+assert r['score'] == 'cosine' and len(r['items']) == 5 and '$I' not in [i['item'] for i in r['items']]
+" || fail "similar --score cosine"
+if $BIN recommend "$T/p.sqm" "$T/g.sqd" --user "$U" --score cosine 2> "$T/err"; then
+  fail "cosine accepted for pop"
+fi
+grep -q "no item vectors" "$T/err" || fail "cosine on pop: $(cat "$T/err")"
+if $BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" --score manhattan 2>/dev/null; then
+  fail "unknown --score accepted"
+fi
+
+# tune: 2 x 2 grid, one line per trial, the table's first row is the best validation NDCG@10
+$BIN tune -q "$T/g.sqd" --model sasrec "${SMALL[@]}" --grid lr=0.001,0.005 \
+  --grid dropout=0.1,0.3 --json --log "$T/tune.jsonl" -o "$T/best.sqm" > "$T/tune.out"
+[ "$(wc -l < "$T/tune.out")" = 4 ] || fail "tune --json: $(cat "$T/tune.out")"
+cmp -s "$T/tune.out" "$T/tune.jsonl" || fail "tune --log differs from --json"
+py "
+import json
+rows = [json.loads(l) for l in open('$T/tune.jsonl')]
+combos = {(r['params']['lr'], r['params']['dropout']) for r in rows}
+assert combos == {(a, b) for a in ('0.001', '0.005') for b in ('0.1', '0.3')}, combos
+assert all(0 < r['valid']['ndcg@10'] <= 1 for r in rows)
+" || fail "tune trials"
+$BIN eval -q "$T/best.sqm" "$T/g.sqd" --part valid --json > "$T/best.json"
+py "
+import json
+rows = [json.loads(l) for l in open('$T/tune.jsonl')]
+best = max(r['valid']['ndcg@10'] for r in rows)
+got = json.load(open('$T/best.json'))['metrics']['ndcg@10']
+assert abs(got - best) < 1e-9, (got, best)
+" || fail "the saved model is not the best trial"
+$BIN tune -q "$T/g.sqd" --model sasrec "${SMALL[@]}" --grid lr=0.001,0.005 > "$T/table"
+head -1 "$T/table" | grep -q "NDCG@10" || fail "tune table header"
+py "
+rows = [l.split() for l in open('$T/table').read().splitlines()[1:]]
+nd = [float(r[2]) for r in rows]
+assert len(nd) == 2 and nd == sorted(nd, reverse=True), nd
+" || fail "tune table order"
+
+# a failing trial is reported and the others still run; all failing is an error
+$BIN tune -q "$T/g.sqd" --model sasrec "${SMALL[@]}" --grid hidden=16,abc --json > "$T/mixed"
+grep -q '"error"' "$T/mixed" || fail "failing trial not reported"
+grep -q '"ndcg@10"' "$T/mixed" || fail "good trial missing"
+if $BIN tune -q "$T/g.sqd" --model sasrec --grid hidden=abc,xyz 2> "$T/err" > /dev/null; then
+  fail "all trials failed but exit 0"
+fi
+grep -q "every trial failed" "$T/err" || fail "all-fail message: $(cat "$T/err")"
+set +e
+$BIN tune "$T/g.sqd" --model sasrec --grid hidden 2>/dev/null; [ $? = 2 ] || fail "bad --grid exit"
+$BIN tune "$T/g.sqd" --grid hidden=1 2>/dev/null; [ $? = 2 ] || fail "missing --model exit"
+set -e
+echo "model_cli: ok"
