@@ -4,6 +4,7 @@
 #include "cli/fit.h"
 
 #include <cjson/cJSON.h>
+#include <sys/resource.h>
 #include <omp.h>
 #include <string.h>
 
@@ -102,6 +103,10 @@ int cmd_train(int argc, char **argv) {
         snprintf(key, sizeof key, "hr@%u", vr.k[j]);
         cJSON_AddNumberToObject(v, key, vr.m[j][SQ_M_HR].mean);
     }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cJSON_AddNumberToObject(o, "peak_rss_mib", (double)ru.ru_maxrss / 1024.0);
+    cJSON_AddNumberToObject(o, "best_epoch", fr.best_epoch);
     cJSON_AddStringToObject(o, "output", out);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
