@@ -19,14 +19,12 @@ size_t sq_sasrec_sampled_scratch(int N, int K) {
 
 static float dot(const float *x, const float *y, int C) {
     float s = 0.0f;
-#pragma omp simd reduction(+ : s)
     for (int c = 0; c < C; c++)
         s += x[c] * y[c];
     return s;
 }
 
 static void axpy(float *y, float a, const float *x, int C) {
-#pragma omp simd
     for (int c = 0; c < C; c++)
         y[c] += a * x[c];
 }
