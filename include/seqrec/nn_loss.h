@@ -169,6 +169,32 @@ void sq_nn_warp_backward(float *dpos, float *dneg, float dloss, const float *pos
 float sq_nn_mse_forward(const float *pred, const float *target, int N);
 void sq_nn_mse_backward(float *dpred, float dloss, const float *pred, const float *target, int N);
 
+/* ======================================== BPR-max =========================================== */
+
+/* BPR-max (Hidasi & Karatzas 2018, GRU4Rec's ranking loss): the positive is compared with the
+ * row's K sampled negatives, each pairwise term weighted by the softmax of the negatives' own
+ * scores, so the hardest negatives count most; a regulariser pulls the weighted negative scores
+ * towards 0. For row i with positive score p and negative scores x_j (j over its negatives):
+ *     s_j    = exp(x_j) / Σ_k exp(x_k)                        (softmax over the negatives only)
+ *     loss_i = −log Σ_j s_j σ(p − x_j)  +  reg · Σ_j s_j x_j²
+ *     loss   = mean over the rows that count
+ * computed in double; a row whose sum underflows (p some 600 below its negatives) is redone in
+ * the log domain, so the loss stays finite and exact however far p is below the negatives. The
+ * softmax weights are part of the function: their gradient is taken too, as in the authors' code.
+ *   pos:    [N] positive scores;  neg: [N, K] negative scores
+ *   pos_id: [N] positive ids; negative masks the row
+ *   neg_id: [N, K] negative ids, or NULL; a negative whose id equals its row's positive id (an
+ *           accidental hit) is left out. A row left with no negative does not count.
+ *   reg:    the regularisation weight (GRU4Rec's bpreg; 1.0 in the paper)
+ * Backward accumulates dloss · ∂loss/∂pos into dpos [N] and dloss · ∂loss/∂neg into dneg [N, K]
+ * (either may be NULL); masked rows and left-out negatives get nothing. The caller carries them
+ * on to the hidden states and the item table. */
+float sq_nn_bprmax_forward(const float *pos, const float *neg, const int32_t *pos_id,
+                           const uint32_t *neg_id, int K, float reg, int N);
+void sq_nn_bprmax_backward(float *dpos, float *dneg, float dloss, const float *pos,
+                           const float *neg, const int32_t *pos_id, const uint32_t *neg_id, int K,
+                           float reg, int N);
+
 #ifdef __cplusplus
 }
 #endif
