@@ -63,6 +63,7 @@ int sq_nn_caser_conv_width(const sq_nn_caser_conv *l) {
 
 static float dot(const float *a, const float *b, int n) {
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++)
         s += a[i] * b[i];
     return s;
@@ -92,6 +93,7 @@ sq_status sq_nn_caser_conv_forward(const sq_nn_caser_conv *l, const sq_params *p
                 o[j] = bv[f];
             for (int t = 0; t < L; t++) {
                 const float w = wv[f * L + t], *xt = xb + (size_t)t * d;
+#pragma omp simd
                 for (int j = 0; j < d; j++)
                     o[j] += w * xt[j];
             }
@@ -138,6 +140,7 @@ sq_status sq_nn_caser_conv_backward(const sq_nn_caser_conv *l, sq_params *ps, sq
             for (int f = 0; f < nv; f++) /* dx[t, j] += Wv[f, t] dy_v[f, j] */
                 for (int t = 0; t < L; t++) {
                     const float w = wv[f * L + t];
+#pragma omp simd
                     for (int j = 0; j < d; j++)
                         dxb[(size_t)t * d + j] += w * dyv[(size_t)f * d + j];
                 }
@@ -148,6 +151,7 @@ sq_status sq_nn_caser_conv_backward(const sq_nn_caser_conv *l, sq_params *ps, sq
                         continue;
                     const float g = dyh[o], *wf = wh + wh_offset(l, k) + (size_t)f * k * d;
                     float *dw = dxb + (size_t)t * d;
+#pragma omp simd
                     for (int i = 0; i < k * d; i++)
                         dw[i] += g * wf[i];
                 }
@@ -177,6 +181,7 @@ sq_status sq_nn_caser_conv_backward(const sq_nn_caser_conv *l, sq_params *ps, sq
                 continue;
             const float g = dy[(size_t)b * W + (size_t)nv * d + o];
             const float *xw = x + (size_t)b * L * d + (size_t)t * d;
+#pragma omp simd
             for (int i = 0; i < k * d; i++)
                 dw[i] += g * xw[i];
             dbh[o] += g;
