@@ -110,7 +110,7 @@ static void test_learns_structure(void **state) {
 }
 
 /* The original SASRec's BCE with one negative and the sampled softmax learn the structure too
- * (they need more epochs than the full softmax: one negative is a weak signal). */
+ * within a few epochs too (5 and 4 here; HR@10 ≈ 0.57 each on one thread). */
 static void test_sampled_losses_learn(void **state) {
     (void)state;
     omp_set_num_threads(1);
@@ -122,7 +122,7 @@ static void test_sampled_losses_learn(void **state) {
     const char *losses[] = {"bce", "sampled"};
     for (int i = 0; i < 2; i++) {
         sq_train_result tr;
-        sq_model *m = train_loss(8, &tr, NULL, losses[i]);
+        sq_model *m = train_loss(i ? 4 : 5, &tr, NULL, losses[i]);
         double h = hr10(m);
         print_message("HR@10 sasrec loss=%s %.4f (negatives %s), pop %.4f\n", losses[i], h,
                       sq_config_get(m->cfg, "negatives"), hp);
