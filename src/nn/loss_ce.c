@@ -16,21 +16,32 @@
  * and is not recomputed: with V ≤ chunk (and one row tile) the loss costs three GEMMs, as the
  * naive one; otherwise four GEMMs of N × V × C each, one of them the recomputation.
  *
+ * Threads. The chunks are dealt to CE_GROUPS groups of consecutive chunks (fewer when there are
+ * fewer chunks); each group keeps its own running (max, sum) per row in pass 1 and its own dh
+ * in pass 2, and owns its rows of dE. The groups are merged in group order, so the result does
+ * not depend on how many threads ran them. With OpenMP OpenBLAS (sgemm single-threaded inside
+ * a parallel region, see attention.c) each thread runs whole groups with single-threaded
+ * GEMMs: no synchronisation inside a GEMM, whose K = C is thin (on 2 cores, OpenBLAS's threads
+ * spent a quarter of the step yielding to each other in these GEMMs). Otherwise the groups run
+ * one after another with threaded GEMMs.
+ *
  * Invariants:
  *   1. Masked rows (target < 0) are compacted away before any GEMM: no work is spent on padding
  *      positions, and their dh rows are never written.
- *   2. BLAS is never called inside an OpenMP region; the per-row softmax work is the OpenMP
- *      part (each thread owns whole rows, so results do not depend on the thread count).
+ *   2. Results do not depend on the thread count (fixed groups, merged in order).
  *   3. Every exp argument is ≤ 0 up to rounding (logit − running max, logit − lse), so nothing
  *      overflows, whatever the size of the logits.
  */
 #include "seqrec/nn.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <math.h>
 #include <string.h>
 
-enum { CE_DEFAULT_CHUNK = 4096 };
+enum { CE_DEFAULT_CHUNK = 4096, CE_MIN_CHUNK = 256, CE_GROUPS = 8 };
 
 /* exp(x) for the softmax loops: Cephes' expf (range reduction by ln 2, degree-6 polynomial,
  * about 2 ulp), written so that the compiler vectorises it; glibc's expf is a scalar call.
@@ -71,22 +82,41 @@ typedef struct {
     int n, C, V, first;
     int chunk, nchunks; /* items per tile, and tiles along the items */
     int rows, nblocks;  /* rows per tile, and tiles along the rows */
-    float *S;           /* [rows, chunk] logits / gradient of one tile */
-    double *m, *s;      /* [n] running max and rescaled sum (pass 1) */
+    int groups;         /* chunk groups (see "Threads") */
+    int threads;        /* threads with their own S */
+    float *S;           /* [threads][rows, chunk] logits / gradient of one tile */
+    double *m, *s;      /* [groups][n] running max and rescaled sum (pass 1) */
     float *zt;          /* [n] target logits */
     float *lse;         /* [n] log-sum-exp per row */
-    float *dhc;         /* [n, C] gradient of compacted rows, or NULL (then straight into dh) */
+    float *dhg;         /* [groups][n, C] each group's dh (pass 2) */
 } ce_plan;
 
 static size_t align64(size_t b) {
     return (b + 63) & ~(size_t)63;
 }
 
+static int ce_threads(void) {
+#ifdef _OPENMP
+    return openblas_get_parallel() == 2 ? omp_get_max_threads() : 1;
+#else
+    return 1;
+#endif
+}
+
+/* Chunks along the items: as asked; else one chunk up to 4096 items (three GEMMs, no
+ * recomputation, threaded by BLAS); else chunks of at most 4096 items, a multiple of CE_GROUPS
+ * of them (whole groups balance across threads). */
 static int ce_chunk(int V, const sq_nn_ce_opts *o) {
     int first = o ? o->first_item : 0;
-    int chunk = (o && o->chunk > 0) ? o->chunk : CE_DEFAULT_CHUNK;
-    int items = V - first;
-    return chunk < items ? chunk : (items > 0 ? items : 1);
+    int items = V - first > 0 ? V - first : 1;
+    if (o && o->chunk > 0)
+        return o->chunk < items ? o->chunk : items;
+    if (items <= CE_DEFAULT_CHUNK)
+        return items;
+    int n = CE_GROUPS * ((items + CE_GROUPS * CE_DEFAULT_CHUNK - 1) / (CE_GROUPS * CE_DEFAULT_CHUNK));
+    int most = (items + CE_MIN_CHUNK - 1) / CE_MIN_CHUNK;
+    n = n < most ? n : most;
+    return (items + n - 1) / n;
 }
 
 /* Rows per tile: as asked, else all of them. */
@@ -95,16 +125,24 @@ static int ce_rows(int n, const sq_nn_ce_opts *o) {
     return rows < n ? rows : (n > 0 ? n : 1);
 }
 
+static int ce_groups(int V, const sq_nn_ce_opts *o) {
+    int first = o ? o->first_item : 0, chunk = ce_chunk(V, o);
+    int nchunks = (V - first + chunk - 1) / chunk;
+    return nchunks < CE_GROUPS ? (nchunks > 0 ? nchunks : 1) : CE_GROUPS;
+}
+
 size_t sq_nn_ce_chunked_scratch(int N, int C, int V, const sq_nn_ce_opts *opts) {
     if (N <= 0 || C <= 0 || V <= 0)
         return 0;
     size_t n = (size_t)N, chunk = (size_t)ce_chunk(V, opts);
-    size_t rows = (size_t)ce_rows(N, opts);
-    return align64(n * (size_t)C * sizeof(float)) * 2 /* compacted h and dh */
-           + align64(rows * chunk * sizeof(float))    /* S */
-           + align64(n * sizeof(double)) * 2          /* m, s */
-           + align64(n * sizeof(float)) * 2           /* zt, lse */
-           + align64(n * sizeof(int32_t)) * 2;        /* tgt, rows */
+    size_t rows = (size_t)ce_rows(N, opts), g = (size_t)ce_groups(V, opts);
+    size_t t = (size_t)ce_threads();
+    return align64(n * (size_t)C * sizeof(float))         /* compacted h */
+           + t * align64(rows * chunk * sizeof(float))   /* S per thread */
+           + g * align64(n * sizeof(double)) * 2         /* m, s per group */
+           + g * align64(n * (size_t)C * sizeof(float))  /* dh per group */
+           + align64(n * sizeof(float)) * 2              /* zt, lse */
+           + align64(n * sizeof(int32_t)) * 2;           /* tgt, rows */
 }
 
 #define CE_ALLOC(dst, count, type)                                                                 \
@@ -167,19 +205,20 @@ static sq_status ce_plan_make(ce_plan *p, const float *h, const float *E, const 
         p->h = hc;
         p->tgt = tgt;
         p->rows_of = rows;
-        if (need_dh) {
-            CE_ALLOC(p->dhc, (size_t)n * C, float);
-            memset(p->dhc, 0, (size_t)n * C * sizeof *p->dhc);
-        }
     }
     p->rows = ce_rows(n, opts);
     p->nblocks = (n + p->rows - 1) / p->rows;
     p->nchunks = (V - first + p->chunk - 1) / p->chunk;
-    CE_ALLOC(p->S, (size_t)p->rows * p->chunk, float);
-    CE_ALLOC(p->m, n, double);
-    CE_ALLOC(p->s, n, double);
+    p->groups = p->nchunks < CE_GROUPS ? p->nchunks : CE_GROUPS;
+    p->threads = ce_threads();
+    p->threads = p->threads < p->groups ? p->threads : p->groups;
+    CE_ALLOC(p->S, (size_t)p->threads * p->rows * p->chunk, float);
+    CE_ALLOC(p->m, (size_t)p->groups * n, double);
+    CE_ALLOC(p->s, (size_t)p->groups * n, double);
     CE_ALLOC(p->zt, n, float);
     CE_ALLOC(p->lse, n, float);
+    if (need_dh)
+        CE_ALLOC(p->dhg, (size_t)p->groups * n * C, float);
     return SQ_OK;
 }
 
@@ -189,10 +228,9 @@ typedef struct {
 } ce_tile;
 
 /* S = h[r0 : r0+nr] E[v0 : v0+ck]^T: [nr, ck]. */
-static void ce_logits(const ce_plan *p, ce_tile t) {
+static void ce_logits(const ce_plan *p, ce_tile t, float *S) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t.nr, t.ck, p->C, 1.0f,
-                p->h + (size_t)t.r0 * p->C, p->C, p->E + (size_t)t.v0 * p->C, p->C, 0.0f, p->S,
-                t.ck);
+                p->h + (size_t)t.r0 * p->C, p->C, p->E + (size_t)t.v0 * p->C, p->C, 0.0f, S, t.ck);
 }
 
 static ce_tile ce_tile_at(const ce_plan *p, int rb, int c) {
@@ -204,52 +242,96 @@ static ce_tile ce_tile_at(const ce_plan *p, int rb, int c) {
     return t;
 }
 
+/* Group g's chunks: [c0, c1). */
+static void ce_group_chunks(const ce_plan *p, int g, int *c0, int *c1) {
+    *c0 = (int)((long)p->nchunks * g / p->groups);
+    *c1 = (int)((long)p->nchunks * (g + 1) / p->groups);
+}
+
+/* This thread's groups [g0, g1) and its S, out of nt threads. */
+static float *ce_my_groups(const ce_plan *p, int tid, int nt, int *g0, int *g1) {
+    *g0 = (int)((long)p->groups * tid / nt);
+    *g1 = (int)((long)p->groups * (tid + 1) / nt);
+    return p->S + (size_t)tid * p->rows * p->chunk;
+}
+
+static int ce_tid(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int ce_nthreads(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* --------------------------------------- pass 1: loss --------------------------------------- */
 
-/* Folds the tile's logits into the running max / sum of its rows. */
-static void ce_pass1_tile(ce_plan *p, ce_tile t) {
-#pragma omp parallel for schedule(static)
+/* Folds the tile's logits S into group g's running max / sum of its rows. */
+static void ce_pass1_tile(ce_plan *p, int g, ce_tile t, const float *S) {
+    double *gm = p->m + (size_t)g * p->n, *gs = p->s + (size_t)g * p->n;
+    /* one group at a time (threaded GEMMs): the rows' work is parallel instead */
+#pragma omp parallel for schedule(static) if (p->threads == 1 && t.nr >= 64)
     for (int r = 0; r < t.nr; r++) {
         const int i = t.r0 + r;
-        const float *row = p->S + (size_t)r * t.ck;
+        const float *row = S + (size_t)r * t.ck;
         float cmax = row[0];
 #pragma omp simd reduction(max : cmax)
         for (int j = 1; j < t.ck; j++)
             cmax = row[j] > cmax ? row[j] : cmax;
-        double m = p->m[i];
+        double m = gm[i];
         if (cmax > m) {
-            p->s[i] *= exp(m - cmax); /* exp(−inf) = 0 on the first chunk */
-            p->m[i] = m = cmax;
+            gs[i] *= exp(m - cmax); /* exp(−inf) = 0 on the group's first chunk */
+            gm[i] = m = cmax;
         }
         const float mf = (float)m;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < t.ck; j++)
             sum += ce_expf(row[j] - mf);
-        p->s[i] += sum;
+        gs[i] += sum;
         int k = p->tgt[i] - t.v0;
-        if (k >= 0 && k < t.ck)
+        if (k >= 0 && k < t.ck) /* one tile holds it: one writer */
             p->zt[i] = row[k];
     }
 }
 
-/* Runs pass 1 over all tiles, row blocks outer; S is left holding the last tile's logits.
- * Returns Σ_i loss_i. */
+/* Pass 1 over all tiles, each thread over its groups (chunks outer, row blocks inner); each
+ * thread's S is left holding its last tile. Returns Σ_i loss_i. */
 static double ce_pass1(ce_plan *p) {
-    for (int i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < (size_t)p->groups * p->n; i++) {
         p->m[i] = -INFINITY;
         p->s[i] = 0.0;
     }
-    for (int rb = 0; rb < p->nblocks; rb++) {
-        for (int c = 0; c < p->nchunks; c++) {
-            ce_tile t = ce_tile_at(p, rb, c);
-            ce_logits(p, t);
-            ce_pass1_tile(p, t);
+#pragma omp parallel num_threads(p->threads) if (p->threads > 1)
+    {
+        int g0, g1;
+        float *S = ce_my_groups(p, ce_tid(), ce_nthreads(), &g0, &g1);
+        for (int g = g0; g < g1; g++) {
+            int c0, c1;
+            ce_group_chunks(p, g, &c0, &c1);
+            for (int c = c0; c < c1; c++)
+                for (int rb = 0; rb < p->nblocks; rb++) {
+                    ce_tile t = ce_tile_at(p, rb, c);
+                    ce_logits(p, t, S);
+                    ce_pass1_tile(p, g, t, S);
+                }
         }
     }
     double total = 0.0;
-    for (int i = 0; i < p->n; i++) {
-        double lse = p->m[i] + log(p->s[i]);
+    for (int i = 0; i < p->n; i++) { /* merge the groups in order */
+        double m = -INFINITY, s = 0.0;
+        for (int g = 0; g < p->groups; g++)
+            m = p->m[(size_t)g * p->n + i] > m ? p->m[(size_t)g * p->n + i] : m;
+        for (int g = 0; g < p->groups; g++)
+            s += p->s[(size_t)g * p->n + i] * exp(p->m[(size_t)g * p->n + i] - m);
+        double lse = m + log(s);
         p->lse[i] = (float)lse;
         total += lse - p->zt[i];
     }
@@ -259,11 +341,11 @@ static double ce_pass1(ce_plan *p) {
 /* ------------------------------------- pass 2: gradient ------------------------------------- */
 
 /* S (the tile's logits) becomes G = scale · (softmax − onehot) in place. */
-static void ce_pass2_softmax(ce_plan *p, ce_tile t, float scale) {
-#pragma omp parallel for schedule(static)
+static void ce_pass2_softmax(const ce_plan *p, ce_tile t, float *S, float scale) {
+#pragma omp parallel for schedule(static) if (p->threads == 1 && t.nr >= 64)
     for (int r = 0; r < t.nr; r++) {
         const int i = t.r0 + r;
-        float *row = p->S + (size_t)r * t.ck;
+        float *row = S + (size_t)r * t.ck;
         const float l = p->lse[i];
 #pragma omp simd
         for (int j = 0; j < t.ck; j++)
@@ -274,31 +356,50 @@ static void ce_pass2_softmax(ce_plan *p, ce_tile t, float scale) {
     }
 }
 
-/* Walks the tiles in the reverse order of pass 1, so that with `have_last` (S still holds pass
- * 1's last tile) the first one needs no recomputation. */
+/* Each thread walks its tiles in the reverse order of pass 1, so that with `have_last` (its S
+ * still holds its last tile of pass 1) the first one needs no recomputation. dh: into each
+ * group's own buffer, then summed in group order. */
 static void ce_pass2(ce_plan *p, float *dh, float *dE, float scale, int have_last) {
     const int C = p->C;
-    float *dst_h = p->dhc ? p->dhc : dh;
-    for (int rb = p->nblocks - 1; rb >= 0; rb--) {
-        for (int c = p->nchunks - 1; c >= 0; c--) {
-            ce_tile t = ce_tile_at(p, rb, c);
-            if (!(have_last && rb == p->nblocks - 1 && c == p->nchunks - 1))
-                ce_logits(p, t);
-            ce_pass2_softmax(p, t, scale);
-            if (dst_h) /* dh[r0 : r0+nr] += G E[v0 : v0+ck] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t.nr, C, t.ck, 1.0f, p->S,
-                            t.ck, p->E + (size_t)t.v0 * C, C, 1.0f, dst_h + (size_t)t.r0 * C, C);
-            if (dE) /* dE[v0 : v0+ck] += G^T h[r0 : r0+nr] */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t.ck, C, t.nr, 1.0f, p->S,
-                            t.ck, p->h + (size_t)t.r0 * C, C, 1.0f, dE + (size_t)t.v0 * C, C);
+    const size_t nc = (size_t)p->n * C;
+    if (dh)
+        memset(p->dhg, 0, (size_t)p->groups * nc * sizeof *p->dhg);
+#pragma omp parallel num_threads(p->threads) if (p->threads > 1)
+    {
+        int g0, g1;
+        float *S = ce_my_groups(p, ce_tid(), ce_nthreads(), &g0, &g1);
+        int first = 1;
+        for (int g = g1 - 1; g >= g0; g--) {
+            int c0, c1;
+            ce_group_chunks(p, g, &c0, &c1);
+            float *dhg = dh ? p->dhg + (size_t)g * nc : NULL;
+            for (int c = c1 - 1; c >= c0; c--)
+                for (int rb = p->nblocks - 1; rb >= 0; rb--) {
+                    ce_tile t = ce_tile_at(p, rb, c);
+                    if (!(have_last && first))
+                        ce_logits(p, t, S);
+                    first = 0;
+                    ce_pass2_softmax(p, t, S, scale);
+                    if (dhg) /* dh_g[r0 : r0+nr] += G E[v0 : v0+ck] */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t.nr, C, t.ck,
+                                    1.0f, S, t.ck, p->E + (size_t)t.v0 * C, C, 1.0f,
+                                    dhg + (size_t)t.r0 * C, C);
+                    if (dE) /* dE[v0 : v0+ck] += G^T h[r0 : r0+nr]: the group's own rows */
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t.ck, C, t.nr, 1.0f,
+                                    S, t.ck, p->h + (size_t)t.r0 * C, C, 1.0f,
+                                    dE + (size_t)t.v0 * C, C);
+                }
         }
     }
-    if (p->dhc && dh) {
-        for (int j = 0; j < p->n; j++) {
-            float *d = dh + (size_t)p->rows_of[j] * C;
-            const float *g = p->dhc + (size_t)j * C;
+    if (!dh)
+        return;
+#pragma omp parallel for schedule(static) if (p->n > 256)
+    for (int j = 0; j < p->n; j++) {
+        float *d = dh + (size_t)(p->rows_of ? p->rows_of[j] : j) * C;
+        for (int g = 0; g < p->groups; g++) {
+            const float *src = p->dhg + (size_t)g * nc + (size_t)j * C;
             for (int k = 0; k < C; k++)
-                d[k] += g[k];
+                d[k] += src[k];
         }
     }
 }

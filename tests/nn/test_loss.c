@@ -13,6 +13,9 @@
 #include "seqrec/nn.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +184,48 @@ static void test_ce_matches_naive(void **state) {
             ce_free(&k);
         }
     }
+}
+
+/* The default chunking deals 8 groups of chunks to the threads: 1, 2 and 3 threads give the
+ * same bits (groups merged in order), and the naive loss. */
+static void test_ce_threads_identical(void **state) {
+    (void)state;
+    const int N = 40, C = 16, V = 3001;
+    float loss[3], *dh[3], *dE[3];
+    double *rdh = malloc((size_t)N * C * sizeof *rdh), *rdE = malloc((size_t)V * C * sizeof *rdE);
+    for (int t = 0; t < 3; t++) {
+#ifdef _OPENMP
+        omp_set_num_threads(t + 1);
+#endif
+        ce_case k = ce_make(N, C, V, 0, 1, 0.9f, 5);
+        k.tgt[3] = -1;
+        dh[t] = calloc((size_t)N * C, sizeof *dh[t]);
+        dE[t] = calloc((size_t)V * C, sizeof *dE[t]);
+        assert_int_equal(
+            sq_nn_ce_chunked(&loss[t], dh[t], dE[t], k.h, k.E, k.tgt, N, C, V, 1.0f, &k.o, k.a, NULL),
+            SQ_OK);
+        if (t == 0) {
+            double ref = naive_ce(rdh, rdE, k.h, k.E, k.tgt, N, C, V, 1);
+            assert_true(fabs(loss[0] - ref) <= 2e-5 * fabs(ref));
+            assert_true(rel_diff(dh[0], rdh, (size_t)N * C) < 2e-5);
+            assert_true(rel_diff(dE[0], rdE, (size_t)V * C) < 2e-5);
+        }
+        ce_free(&k);
+    }
+    for (int t = 1; t < 3; t++) {
+        assert_memory_equal(&loss[t], &loss[0], sizeof loss[0]);
+        assert_memory_equal(dh[t], dh[0], (size_t)N * C * sizeof(float));
+        assert_memory_equal(dE[t], dE[0], (size_t)V * C * sizeof(float));
+    }
+    for (int t = 0; t < 3; t++) {
+        free(dh[t]);
+        free(dE[t]);
+    }
+    free(rdh);
+    free(rdE);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
 }
 
 /* Finite differences through the chunked forward, for dh and dE. */
@@ -494,6 +539,7 @@ static void test_mse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ce_matches_naive),
+        cmocka_unit_test(test_ce_threads_identical),
         cmocka_unit_test(test_ce_gradcheck),
         cmocka_unit_test(test_ce_huge_logits),
         cmocka_unit_test(test_ce_errors),
