@@ -28,7 +28,8 @@
  * Invariants:
  *   1. Masked rows (target < 0) are compacted away before any GEMM: no work is spent on padding
  *      positions, and their dh rows are never written.
- *   2. Results do not depend on the thread count (fixed groups, merged in order).
+ *   2. With more than one chunk, results do not depend on the thread count (fixed groups,
+ *      merged in order); one chunk is up to BLAS's own threading.
  *   3. Every exp argument is ≤ 0 up to rounding (logit − running max, logit − lse), so nothing
  *      overflows, whatever the size of the logits.
  */
