@@ -375,8 +375,9 @@ static sq_status caser_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, 
 
 /* ========================================== Scoring ========================================== */
 
-static sq_status caser_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
-                             sq_arena *a, sq_error *err) {
+/* h = [z | U[user] | 1] of each sequence into out [B, 2d + 1] (vectors) or its scores. */
+static sq_status caser_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                              int vectors, sq_arena *a, sq_error *err) {
     const caser *c = m->impl;
     const uint32_t L = (uint32_t)c->L;
     if (B == 0)
@@ -398,9 +399,30 @@ static sq_status caser_score(const sq_model *m, const sq_seq *seqs, uint32_t B, 
     sq_status rc = caser_forward(c, a, &f, ids, users, (int)B, NULL, err);
     if (rc)
         return rc;
+    if (vectors) {
+        memcpy(out, f.h, (size_t)B * c->C * sizeof *out);
+        return SQ_OK;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, c->n_items, c->C, 1.0f, f.h, c->C,
                 sq_nn_val(&c->ps, c->out), c->C, 0.0f, out, c->n_items);
     return SQ_OK;
+}
+
+static sq_status caser_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                             sq_arena *a, sq_error *err) {
+    return caser_encode(m, seqs, B, out, 0, a, err);
+}
+
+static sq_status caser_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
+                                   sq_arena *a, sq_error *err) {
+    return caser_encode(m, seqs, B, out, 1, a, err);
+}
+
+/* The output rows [n_items, 2d + 1] (W2 with b2 as the last column): h · row = the score. */
+static const float *caser_item_vectors(const sq_model *m, uint32_t *dim) {
+    const caser *c = m->impl;
+    *dim = (uint32_t)c->C;
+    return sq_nn_val(&c->ps, c->out);
 }
 
 const sq_model_ops sq_model_caser_ops = {
@@ -411,5 +433,7 @@ const sq_model_ops sq_model_caser_ops = {
     .train_batch = caser_train_batch,
     .scratch = caser_scratch,
     .score = caser_score,
+    .item_vectors = caser_item_vectors,
+    .seq_vectors = caser_seq_vectors,
     .destroy = caser_destroy,
 };
