@@ -18,9 +18,11 @@
 extern "C" {
 #endif
 
+enum { SQ_TRAIN_MIN_STEPS = 100 }; /* optimiser steps between validations, at least (auto) */
+
 typedef struct {
     uint32_t epochs;      /* at most this many epochs */
-    uint32_t patience;    /* stop after this many epochs without a better validation NDCG@10 */
+    uint32_t patience;    /* stop after this many validations without a better NDCG@10 */
     uint32_t batch;       /* sequences per step */
     uint32_t maxlen;      /* T: the last maxlen training events of each user */
     double lr;            /* peak learning rate */
@@ -32,6 +34,8 @@ typedef struct {
     uint32_t negatives;   /* sampled negatives per target in each batch (sq_batch.negs); 0: none */
     int neg_pop;          /* 0: uniform negatives; 1: in proportion to training popularity */
     uint32_t valid_users; /* validate on an even spread of this many users; 0: all */
+    uint32_t valid_every; /* validate every this many epochs (and at the last); 0: enough epochs
+                             for SQ_TRAIN_MIN_STEPS optimiser steps between validations */
     uint64_t seed;
     FILE *metrics_log;    /* one JSON line per epoch; NULL: none */
     sq_reporter reporter; /* progress ("epoch 3/50") and messages */
@@ -39,8 +43,8 @@ typedef struct {
 
 /* The options from a model's config keys (epochs, patience, batch, maxlen, lr, warmup, clip,
  * weight_decay, lr_schedule = constant|linear|cosine, min_lr, negatives, neg_sampling =
- * uniform|pop, valid_users), with defaults written back into the config. A model that needs
- * negatives sets its own default for `negatives` in its init. */
+ * uniform|pop, valid_users, valid_every), with defaults written back into the config. A model
+ * that needs negatives sets its own default for `negatives` in its init. */
 sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *err);
 
 typedef struct {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *err) {
-    long epochs, patience, batch, maxlen, valid_users, negatives;
+    long epochs, patience, batch, maxlen, valid_users, negatives, valid_every;
     double lr, warmup, clip, wd, min_lr;
     int decay, neg_pop;
     sq_status rc;
@@ -18,6 +18,7 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
         (rc = sq_config_int(cfg, "batch", 128, 1, 65536, &batch, err)) ||
         (rc = sq_config_int(cfg, "maxlen", 50, 1, 4096, &maxlen, err)) ||
         (rc = sq_config_int(cfg, "valid_users", 0, 0, 1L << 31, &valid_users, err)) ||
+        (rc = sq_config_int(cfg, "valid_every", 0, 0, 100000, &valid_every, err)) ||
         (rc = sq_config_double(cfg, "lr", 1e-3, 1e-9, 10, &lr, err)) ||
         (rc = sq_config_double(cfg, "warmup", 0, 0, 1, &warmup, err)) ||
         (rc = sq_config_double(cfg, "clip", 5.0, 0, 1e9, &clip, err)) ||
@@ -33,6 +34,7 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
     o->batch = (uint32_t)batch;
     o->maxlen = (uint32_t)maxlen;
     o->valid_users = (uint32_t)valid_users;
+    o->valid_every = (uint32_t)valid_every;
     o->lr = lr;
     o->warmup = warmup;
     o->clip = clip;
@@ -45,10 +47,11 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
     if ((rc = sq_config_default(cfg, "lr_schedule", decays[decay], err)) ||
         (rc = sq_config_default(cfg, "neg_sampling", neg_pop ? "pop" : "uniform", err)))
         return rc;
-    const char *keys[] = {"epochs", "patience", "batch", "maxlen", "valid_users", "negatives"};
-    long vals[] = {epochs, patience, batch, maxlen, valid_users, negatives};
+    const char *keys[] = {"epochs",      "patience",  "batch",      "maxlen",
+                          "valid_users", "negatives", "valid_every"};
+    long vals[] = {epochs, patience, batch, maxlen, valid_users, negatives, valid_every};
     char buf[64];
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(buf, sizeof buf, "%ld", vals[i]);
         if ((rc = sq_config_default(cfg, keys[i], buf, err)))
             return rc;
@@ -92,9 +95,11 @@ static void log_epoch(FILE *f, uint32_t epoch, double loss, double ndcg, double 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", epoch);
     cJSON_AddNumberToObject(o, "loss", loss);
-    cJSON *v = cJSON_AddObjectToObject(o, "valid");
-    cJSON_AddNumberToObject(v, "ndcg@10", ndcg);
-    cJSON_AddNumberToObject(v, "hr@10", hr);
+    if (ndcg >= 0) { /* validated this epoch */
+        cJSON *v = cJSON_AddObjectToObject(o, "valid");
+        cJSON_AddNumberToObject(v, "ndcg@10", ndcg);
+        cJSON_AddNumberToObject(v, "hr@10", hr);
+    }
     cJSON_AddNumberToObject(o, "seconds", train_s);
     cJSON_AddNumberToObject(o, "valid_seconds", valid_s);
     cJSON_AddNumberToObject(o, "events_per_s", train_s > 0 ? targets / train_s : 0);
@@ -150,6 +155,11 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     if (K && (rc = sq_neg_sampler_init(&sampler, d, s, o->neg_pop, err)))
         goto done;
     long steps_per_epoch = (n_users + B - 1) / B;
+    /* validate (and count patience) every `every` epochs: at least SQ_TRAIN_MIN_STEPS steps
+     * between validations, so that a small log's few steps per epoch are not judged by noise */
+    uint32_t every = o->valid_every ? o->valid_every
+                                    : (uint32_t)((SQ_TRAIN_MIN_STEPS + steps_per_epoch - 1) /
+                                                 steps_per_epoch);
     sq_lr_schedule sched = {(float)o->lr, (long)(o->warmup * steps_per_epoch * o->epochs),
                             steps_per_epoch * (long)o->epochs, (float)(o->lr * o->min_lr),
                             (sq_lr_decay)o->lr_decay};
@@ -195,19 +205,26 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             sq_report_progress(&o->reporter, stage, start + nb, n_users, "users");
         }
         double train_s = sq_now() - te, tv = sq_now();
+        double mean_loss = targets ? loss_sum / (double)targets : 0;
+        r->epochs_run = ep;
+        r->last_loss = mean_loss;
+        if (ep % every && ep != o->epochs) { /* no validation this epoch */
+            log_epoch(o->metrics_log, ep, mean_loss, -1, -1, train_s, 0, targets,
+                      sq_lr_at(&sched, step));
+            sq_report_log(&o->reporter, SQ_LOG_INFO, "train", "epoch %u: loss %.4f, %.1f s", ep,
+                          mean_loss, train_s);
+            continue;
+        }
         sq_eval_result vr;
         if ((rc = sq_evaluate(m, d, s, &vo, &vr, err)))
             goto done;
         double ndcg = vr.m[0][SQ_M_NDCG].mean, hr = vr.m[0][SQ_M_HR].mean;
-        double mean_loss = targets ? loss_sum / (double)targets : 0;
         log_epoch(o->metrics_log, ep, mean_loss, ndcg, hr, train_s, sq_now() - tv, targets,
                   sq_lr_at(&sched, step));
         sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
                       "epoch %u: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f, %.1f s (%.0f "
                       "targets/s)",
                       ep, mean_loss, ndcg, hr, train_s, train_s > 0 ? targets / train_s : 0);
-        r->epochs_run = ep;
-        r->last_loss = mean_loss;
         if (ndcg > r->best_ndcg10) {
             r->best_ndcg10 = ndcg;
             r->best_epoch = ep;

@@ -103,7 +103,11 @@ static void test_learns_structure(void **state) {
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
     assert_int_equal(lines, (int)tr.epochs_run);
-    assert_non_null(strstr(text, "\"ndcg@10\""));
+    /* 12 steps an epoch: validation every 9 epochs (100 steps), so only at the last one */
+    const char *hit = strstr(text, "\"ndcg@10\"");
+    assert_non_null(hit);
+    assert_null(strstr(hit + 1, "\"ndcg@10\""));
+    assert_int_equal(tr.best_epoch, tr.epochs_run);
     free(text);
     sq_model_free(pop);
     sq_model_free(m);
