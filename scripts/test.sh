@@ -14,6 +14,7 @@ summary=()
 run_suite() { # name build-dir cmake-args...
   local name=$1 dir=$2
   shift 2
+  rm -f "$dir/ctest.log" # a failed build must not count an earlier run's tests
   echo "== $name: building in $dir"
   if ! BUILD_DIR=$dir bash scripts/build.sh "$@"; then
     echo "== $name: BUILD FAILED"
