@@ -2,6 +2,8 @@
 #define _DEFAULT_SOURCE
 #include "testutil.h"
 
+#include "seqrec/data.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,4 +93,28 @@ int test_system(const char *fmt, ...) {
     va_end(ap);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items, uint64_t events,
+                             uint64_t seed) {
+    char log[512], sqd[512];
+    snprintf(log, sizeof log, "%s/%s.csv", test_tmpdir(), name);
+    snprintf(sqd, sizeof sqd, "%s/%s.sqd", test_tmpdir(), name);
+    sq_error err = {0};
+    sq_gen_opts g = {0};
+    g.users = users;
+    g.items = items;
+    g.events = events;
+    g.seed = seed;
+    sq_ingest_opts o = {0};
+    sq_ingest *in = NULL;
+    sq_dataset *d = NULL;
+    if (sq_generate(&g, log, &err) || sq_ingest_create(&in, &o, &err) ||
+        sq_ingest_file(in, log, &err) || sq_ingest_write(in, sqd, &err) ||
+        sq_data_open(&d, sqd, &err)) {
+        fprintf(stderr, "test_gen_dataset %s: %s\n", name, err.msg);
+        d = NULL;
+    }
+    sq_ingest_free(in);
+    return d;
 }

@@ -25,6 +25,12 @@ const char *test_tmp(const char *name);
 void test_write_file(const char *path, const char *data, size_t n);
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated) and its size. */
 char *test_read_file(const char *path, size_t *n);
+/* A generated log (the synthetic generator with planted structure) ingested with default
+ * options and opened: "<tmpdir>/<name>.csv" and ".sqd". NULL, with the error on stderr, when
+ * a step fails. Close with sq_data_close. */
+struct sq_dataset;
+struct sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items,
+                                    uint64_t events, uint64_t seed);
 /* Runs a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

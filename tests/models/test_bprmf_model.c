@@ -21,21 +21,9 @@ static sq_split S;
 static int setup(void **state) {
     (void)state;
     sq_error err = {0};
-    const char *log = test_tmp("g.csv"), *sqd = test_tmp("g.sqd");
-    sq_gen_opts g = {0};
-    g.users = 1500;
-    g.items = 300;
-    g.events = 45000;
-    g.seed = 5;
-    if (sq_generate(&g, log, &err))
+    if (!(D = test_gen_dataset("g", 1500, 300, 45000, 5)))
         return -1;
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    if (sq_ingest_create(&in, &o, &err) || sq_ingest_file(in, log, &err) ||
-        sq_ingest_write(in, sqd, &err))
-        return -1;
-    sq_ingest_free(in);
-    if (sq_data_open(&D, sqd, &err) || sq_split_loo(D, &S, &err))
+    if (sq_split_loo(D, &S, &err))
         return -1;
     return 0;
 }

@@ -11,24 +11,8 @@
 #include <string.h>
 
 static sq_dataset *make_dataset(const char *name, uint64_t seed, uint32_t users) {
-    sq_error err = {0};
-    char log[512], sqd[512];
-    snprintf(log, sizeof log, "%s/%s.csv", test_tmpdir(), name);
-    snprintf(sqd, sizeof sqd, "%s/%s.sqd", test_tmpdir(), name);
-    sq_gen_opts g = {0};
-    g.users = users;
-    g.items = 300;
-    g.events = (uint64_t)users * 30;
-    g.seed = seed;
-    assert_int_equal(sq_generate(&g, log, &err), SQ_OK);
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    assert_int_equal(sq_ingest_create(&in, &o, &err), SQ_OK);
-    assert_int_equal(sq_ingest_file(in, log, &err), SQ_OK);
-    assert_int_equal(sq_ingest_write(in, sqd, &err), SQ_OK);
-    sq_ingest_free(in);
-    sq_dataset *d = NULL;
-    assert_int_equal(sq_data_open(&d, sqd, &err), SQ_OK);
+    sq_dataset *d = test_gen_dataset(name, users, 300, (uint64_t)users * 30, seed);
+    assert_non_null(d);
     return d;
 }
 

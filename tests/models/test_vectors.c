@@ -13,20 +13,7 @@ static sq_dataset *D;
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
-    const char *log = test_tmp("g.csv"), *sqd = test_tmp("g.sqd");
-    sq_gen_opts g = {0};
-    g.users = 60;
-    g.items = 40;
-    g.events = 900;
-    g.seed = 9;
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    if (sq_generate(&g, log, &err) || sq_ingest_create(&in, &o, &err) ||
-        sq_ingest_file(in, log, &err) || sq_ingest_write(in, sqd, &err))
-        return -1;
-    sq_ingest_free(in);
-    return sq_data_open(&D, sqd, &err) ? -1 : 0;
+    return (D = test_gen_dataset("g", 60, 40, 900, 9)) ? 0 : -1;
 }
 
 static int teardown(void **state) {

@@ -15,19 +15,9 @@ static sq_split S;
 static int setup(void **state) {
     (void)state;
     sq_error err = {0};
-    const char *log = test_tmp("g.csv"), *sqd = test_tmp("g.sqd");
-    sq_gen_opts g = {0};
-    g.users = 400;
-    g.items = 50;
-    g.events = 12000;
-    g.seed = 3;
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    if (sq_generate(&g, log, &err) || sq_ingest_create(&in, &o, &err) ||
-        sq_ingest_file(in, log, &err) || sq_ingest_write(in, sqd, &err))
+    if (!(D = test_gen_dataset("g", 400, 50, 12000, 3)))
         return -1;
-    sq_ingest_free(in);
-    return sq_data_open(&D, sqd, &err) || sq_split_loo(D, &S, &err) ? -1 : 0;
+    return sq_split_loo(D, &S, &err) ? -1 : 0;
 }
 
 static int teardown(void **state) {
