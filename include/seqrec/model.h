@@ -116,6 +116,12 @@ sq_status sq_model_load(sq_model **out, const char *path, const sq_dataset *d, s
 /* The sequence of user u in d, truncated to events [0, end): for evaluation and recommend. */
 sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end);
 
+/* For sequence models: the last T items of each of B sequences as table rows (item id + 1;
+ * 0 for padding and for an item outside m's catalogue), left-padded, as ids [B, T] from the
+ * arena; NULL when the arena is full. */
+uint32_t *sq_model_window_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
+                              sq_arena *a);
+
 #ifdef __cplusplus
 }
 #endif

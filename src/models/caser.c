@@ -382,19 +382,12 @@ static sq_status caser_encode(const sq_model *m, const sq_seq *seqs, uint32_t B,
     const uint32_t L = (uint32_t)c->L;
     if (B == 0)
         return SQ_OK;
-    uint32_t *ids = sq_arena_calloc(a, (size_t)B * L * sizeof *ids);
+    uint32_t *ids = sq_model_window_ids(m, seqs, B, L, a); /* the last L items, left-padded */
     uint32_t *users = sq_arena_alloc(a, (size_t)B * sizeof *users);
     if (!ids || !users)
         return sq_errorf(err, SQ_ERR_NOMEM, "caser: scoring arena too small");
-    for (uint32_t b = 0; b < B; b++) { /* the last L items, left-padded */
-        const sq_seq *q = &seqs[b];
-        uint32_t n = q->n < L ? q->n : L;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t it = q->items[q->n - n + k];
-            ids[(size_t)b * L + L - n + k] = it < (uint32_t)c->n_items ? it + 1 : 0;
-        }
-        users[b] = q->user; /* UINT32_MAX or an unknown id: a zero user vector */
-    }
+    for (uint32_t b = 0; b < B; b++)
+        users[b] = seqs[b].user; /* UINT32_MAX or an unknown id: a zero user vector */
     caser_acts f;
     sq_status rc = caser_forward(c, a, &f, ids, users, (int)B, NULL, err);
     if (rc)

@@ -281,17 +281,9 @@ static sq_status rnn_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, f
         uint32_t n = seqs[b].n < maxlen ? seqs[b].n : maxlen;
         T = n > T ? n : T;
     }
-    uint32_t *ids = sq_arena_calloc(a, (size_t)B * T * sizeof *ids);
+    uint32_t *ids = sq_model_window_ids(m, seqs, B, T, a);
     if (!ids)
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
-    for (uint32_t b = 0; b < B; b++) {
-        const sq_seq *q = &seqs[b];
-        uint32_t n = q->n < T ? q->n : T;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t it = q->items[q->n - n + k];
-            ids[(size_t)b * T + T - n + k] = it < m->info.n_items ? it + 1 : 0;
-        }
-    }
     sq_rnn_acts acts;
     sq_status rc = net_forward(net, a, &acts, ids, (int)B, (int)T, NULL, err);
     if (rc)

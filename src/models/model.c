@@ -202,3 +202,19 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
                 u};
     return s;
 }
+
+uint32_t *sq_model_window_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
+                              sq_arena *a) {
+    uint32_t *ids = sq_arena_calloc(a, (size_t)B * T * sizeof *ids);
+    if (!ids)
+        return NULL;
+    for (uint32_t b = 0; b < B; b++) {
+        const sq_seq *q = &seqs[b];
+        uint32_t n = q->n < T ? q->n : T;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t it = q->items[q->n - n + k];
+            ids[(size_t)b * T + T - n + k] = it < m->info.n_items ? it + 1 : 0;
+        }
+    }
+    return ids;
+}

@@ -102,28 +102,10 @@ static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a,
     return rc;
 }
 
-/* The last maxlen items of each sequence as table rows, left-padded: [B, maxlen]. */
-static uint32_t *seq_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
-                         sq_arena *a) {
-    uint32_t *ids = sq_arena_alloc(a, (size_t)B * T * sizeof *ids);
-    if (!ids)
-        return NULL;
-    memset(ids, 0, (size_t)B * T * sizeof *ids);
-    for (uint32_t b = 0; b < B; b++) {
-        const sq_seq *q = &seqs[b];
-        uint32_t n = q->n < T ? q->n : T;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t it = q->items[q->n - n + k];
-            ids[(size_t)b * T + T - n + k] = it < m->info.n_items ? it + 1 : 0;
-        }
-    }
-    return ids;
-}
-
 static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
                               sq_arena *a, sq_error *err) {
     const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
-    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = seq_ids(m, seqs, B, T, a);
+    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = sq_model_window_ids(m, seqs, B, T, a);
     if (!ids)
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
     return sq_sasrec_net_score(net, a, ids, (int)B, (int)T, out, err);
@@ -138,7 +120,7 @@ static const float *sasrec_item_vectors(const sq_model *m, uint32_t *dim) {
 static sq_status sasrec_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
                                     sq_arena *a, sq_error *err) {
     const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
-    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = seq_ids(m, seqs, B, T, a);
+    uint32_t T = (uint32_t)net->cfg.maxlen, *ids = sq_model_window_ids(m, seqs, B, T, a);
     if (!ids)
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
     sq_sasrec_acts acts;
