@@ -96,7 +96,7 @@ sq_status sq_lineio_open(sq_lineio **out, const char *path, size_t max_line, sq_
     if (!gz)
         return sq_errorf(err, SQ_ERR_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
     gzbuffer(gz, 256 << 10);
-    sq_lineio *r;
+    sq_lineio *r = NULL;
     sq_status rc = alloc_reader(&r, path, max_line, max_line + 2 + CHUNK, err);
     if (rc) {
         gzclose(gz);
@@ -128,7 +128,7 @@ sq_status sq_lineio_open_mem(sq_lineio **out, const char *name, const void *data
         cap = n + 2;
     if (cap > START_MEM)
         cap = START_MEM;
-    sq_lineio *r;
+    sq_lineio *r = NULL;
     sq_status rc = alloc_reader(&r, name, max_line, cap, err);
     if (rc)
         return rc;

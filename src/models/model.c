@@ -59,7 +59,7 @@ sq_status sq_model_create(sq_model **out, const char *kind, const sq_config *cfg
     const sq_model_ops *ops = sq_model_find(kind);
     if (!ops)
         return unknown_kind(kind, err);
-    sq_model *m;
+    sq_model *m = NULL;
     sq_status rc = model_new(&m, ops, cfg, sq_data_info_of(d), err);
     if (rc)
         return rc;
