@@ -157,32 +157,56 @@ sq_status sq_optim_step(sq_optim *opt, sq_params *ps, float lr, sq_error *err) {
 
 /* ===================================== clipping ===================================== */
 
-static double sumsq(const float *g, size_t n) {
+/* Sum of squares of a tensor's gradient: all of it, or only the touched rows of a sparse one
+ * (one parallel region over the rows: a region per row costs more than its 64 floats). */
+static double grad_sumsq(const sq_param *p) {
+    const float *g = p->grad;
     double s = 0.0;
+    if (!p->sparse_rows) {
+        const size_t n = p->size;
 #pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
+        for (size_t i = 0; i < n; i++)
+            s += (double)g[i] * g[i];
+        return s;
+    }
+    const size_t row = p->size / p->shape[0], nr = p->n_touched;
+    const uint32_t *tr = p->touched;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (nr * row > 65536)
+    for (size_t r = 0; r < nr; r++) {
+        const float *x = g + (size_t)tr[r] * row;
+        double t = 0.0;
+#pragma omp simd reduction(+ : t)
+        for (size_t i = 0; i < row; i++)
+            t += (double)x[i] * x[i];
+        s += t;
+    }
     return s;
 }
 
-static void scale(float *g, size_t n, float c) {
+static void grad_scale(sq_param *p, float c) {
+    float *g = p->grad;
+    if (!p->sparse_rows) {
+        const size_t n = p->size;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        g[i] *= c;
+        for (size_t i = 0; i < n; i++)
+            g[i] *= c;
+        return;
+    }
+    const size_t row = p->size / p->shape[0], nr = p->n_touched;
+    const uint32_t *tr = p->touched;
+#pragma omp parallel for schedule(static) if (nr * row > 65536)
+    for (size_t r = 0; r < nr; r++) {
+        float *x = g + (size_t)tr[r] * row;
+#pragma omp simd
+        for (size_t i = 0; i < row; i++)
+            x[i] *= c;
+    }
 }
 
 sq_status sq_optim_clip_grad_norm(sq_params *ps, float max_norm, float *norm, sq_error *err) {
     double total = 0.0;
-    for (size_t i = 0; i < ps->n; i++) {
-        const sq_param *p = &ps->p[i];
-        if (!p->sparse_rows) {
-            total += sumsq(p->grad, p->size);
-            continue;
-        }
-        size_t row = p->size / p->shape[0];
-        for (size_t r = 0; r < p->n_touched; r++)
-            total += sumsq(p->grad + (size_t)p->touched[r] * row, row);
-    }
+    for (size_t i = 0; i < ps->n; i++)
+        total += grad_sumsq(&ps->p[i]);
     double nrm = sqrt(total);
     if (norm)
         *norm = (float)nrm;
@@ -191,16 +215,8 @@ sq_status sq_optim_clip_grad_norm(sq_params *ps, float max_norm, float *norm, sq
     if (max_norm <= 0.0f || nrm <= max_norm)
         return SQ_OK;
     float c = (float)(max_norm / nrm);
-    for (size_t i = 0; i < ps->n; i++) {
-        sq_param *p = &ps->p[i];
-        if (!p->sparse_rows) {
-            scale(p->grad, p->size, c);
-            continue;
-        }
-        size_t row = p->size / p->shape[0];
-        for (size_t r = 0; r < p->n_touched; r++)
-            scale(p->grad + (size_t)p->touched[r] * row, row, c);
-    }
+    for (size_t i = 0; i < ps->n; i++)
+        grad_scale(&ps->p[i], c);
     return SQ_OK;
 }
 

@@ -245,6 +245,39 @@ static void test_clip(void **state) {
     sq_params_free(&ps);
 }
 
+/* A table big enough that clipping runs over its touched rows in parallel: the norm equals a
+ * serial double sum, every touched row is scaled, untouched rows keep their stray values. */
+static void test_clip_large_sparse(void **state) {
+    (void)state;
+    enum { ROWS = 4000, C = 64 };
+    sq_params ps;
+    sq_params_init(&ps);
+    size_t shape[2] = {ROWS, C};
+    assert_int_equal(sq_params_declare(&ps, "emb", 2, shape, 1), 0);
+    assert_int_equal(sq_params_alloc(&ps, NULL), SQ_OK);
+    sq_params_zero_grad(&ps);
+    sq_param *p = &ps.p[0];
+    double want = 0;
+    for (uint32_t r = 0; r < ROWS; r++) {
+        for (uint32_t c = 0; c < C; c++)
+            p->grad[(size_t)r * C + c] = grad_at((int)r, 1, c);
+        if (r % 3 != 2) { /* two rows in three touched: 2667 × 64 floats > the parallel cut */
+            sq_param_touch(p, r);
+            for (uint32_t c = 0; c < C; c++)
+                want += (double)p->grad[(size_t)r * C + c] * p->grad[(size_t)r * C + c];
+        }
+    }
+    want = sqrt(want);
+    float norm = 0, before = p->grad[2 * C + 5], touched = p->grad[4 * C + 7];
+    assert_int_equal(sq_optim_clip_grad_norm(&ps, (float)(want / 4), &norm, NULL), SQ_OK);
+    assert_float_equal(norm, want, want * 1e-6);
+    assert_float_equal(p->grad[4 * C + 7], touched / 4, fabsf(touched) * 1e-5f + 1e-7f);
+    assert_true(p->grad[2 * C + 5] == before); /* row 2: untouched, unscaled */
+    assert_int_equal(sq_optim_clip_grad_norm(&ps, 0.0f, &norm, NULL), SQ_OK);
+    assert_float_equal(norm, want / 4, want * 1e-6);
+    sq_params_free(&ps);
+}
+
 static void test_schedule(void **state) {
     (void)state;
     sq_lr_schedule s = {
@@ -272,7 +305,8 @@ int main(void) {
         cmocka_unit_test(test_sgd_momentum),   cmocka_unit_test(test_adam),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_lazy_equals_dense),
         cmocka_unit_test(test_lazy_untouched), cmocka_unit_test(test_optim_errors),
-        cmocka_unit_test(test_clip),           cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_clip),           cmocka_unit_test(test_clip_large_sparse),
+        cmocka_unit_test(test_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
