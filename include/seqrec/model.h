@@ -32,6 +32,11 @@ typedef struct {
     const uint16_t *scene; /* n scenes, or NULL */
     uint32_t n;            /* events */
     uint32_t user;         /* dataset user id, or UINT32_MAX for a user the model never saw */
+    const uint32_t *ctx;   /* n × n_ctx context values (row-major), or NULL */
+    /* The request: where and in which context the next event will happen (the scene and
+     * context a recommendation is asked for). NULL: as the last event's. */
+    const uint16_t *req_scene;
+    const uint32_t *req_ctx; /* n_ctx values */
 } sq_seq;
 
 /* A training batch for iterative models, built by the train module. Item ids are shifted by
@@ -44,8 +49,12 @@ typedef struct {
     const uint8_t *in_beh;   /* [B, T] behaviours of the inputs, or NULL */
     const uint32_t *negs;    /* [B, T, n_neg] sampled negative item id + 1, or NULL */
     uint32_t n_neg;
-    const float *item_logq;  /* [n_items] log of each item's probability of being drawn as a
-                                negative, or NULL (uniform: the same for every item) */
+    const float *item_logq; /* [n_items] log of each item's probability of being drawn as a
+                               negative, or NULL (uniform: the same for every item) */
+    const sq_dataset *data; /* the dataset the events come from */
+    const uint64_t *events; /* [B, T] index of each input event in data's event arrays;
+                               UINT64_MAX at padding. The target of a position with a target
+                               is the event right after it (index + 1). */
 } sq_batch;
 
 typedef struct sq_model sq_model;

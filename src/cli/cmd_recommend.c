@@ -141,7 +141,7 @@ static int run(int argc, char **argv, int similar) {
             goto done;
         }
         one = id;
-        q = (sq_seq){&one, NULL, NULL, NULL, 1, UINT32_MAX};
+        q = (sq_seq){.items = &one, .n = 1, .user = UINT32_MAX};
     } else {
         id = sq_data_find_user(d, who, strlen(who));
         if (id == UINT32_MAX) {

@@ -1,6 +1,7 @@
 /* model.c — the model registry and what every model shares: creation from a config, scoring
  * through the ops table, and .sqm save/load of parameters plus model-specific state. */
 #include "seqrec/model.h"
+#include "models/mt.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -14,7 +15,7 @@ extern const sq_model_ops sq_model_caser_ops;
 extern const sq_model_ops sq_model_bprmf_ops;
 
 static const sq_model_ops *const kinds[] = {
-    &sq_model_pop_ops,  &sq_model_itemknn_ops, &sq_model_bprmf_ops, &sq_model_gru4rec_ops,
+    &sq_model_pop_ops,  &sq_model_itemknn_ops, &sq_model_bprmf_ops,  &sq_model_gru4rec_ops,
     &sq_model_lstm_ops, &sq_model_caser_ops,   &sq_model_sasrec_ops, NULL};
 
 const sq_model_ops *const *sq_model_kinds(void) {
@@ -68,6 +69,7 @@ sq_status sq_model_create(sq_model **out, const char *kind, const sq_config *cfg
     sq_rng rng;
     sq_rng_seed(&rng, seed);
     if ((rc = sq_config_set(m->cfg, "model", kind, err)) ||
+        (rc = sq_mt_resolve_config(m->cfg, d, err)) ||
         (rc = sq_config_default(m->cfg, "seed", seedbuf, err)) || (rc = ops->init(m, &rng, err))) {
         sq_model_free(m);
         return rc;
@@ -194,12 +196,14 @@ done:
 sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
     const uint64_t *off = sq_data_offsets(d);
     uint64_t b = off[u];
-    sq_seq s = {sq_data_items(d) + b,
-                sq_data_behaviours(d) + b,
-                sq_data_times(d) + b,
-                sq_data_scenes(d) + b,
-                end,
-                u};
+    const uint32_t nc = sq_data_info_of(d)->n_ctx;
+    sq_seq s = {.items = sq_data_items(d) + b,
+                .beh = sq_data_behaviours(d) + b,
+                .ts = sq_data_times(d) + b,
+                .scene = sq_data_scenes(d) + b,
+                .n = end,
+                .user = u,
+                .ctx = nc ? sq_data_context(d) + b * nc : NULL};
     return s;
 }
 

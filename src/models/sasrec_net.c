@@ -79,6 +79,15 @@ static sq_status check_config(const sq_sasrec_config *c, sq_error *err) {
 }
 
 sq_status sq_sasrec_net_init(sq_sasrec_net *net, const sq_sasrec_config *cfg, sq_error *err) {
+    sq_status rc = sq_sasrec_net_declare(net, cfg, err);
+    if (rc)
+        return rc;
+    if ((rc = sq_params_alloc(&net->ps, err)))
+        sq_params_free(&net->ps);
+    return rc;
+}
+
+sq_status sq_sasrec_net_declare(sq_sasrec_net *net, const sq_sasrec_config *cfg, sq_error *err) {
     memset(net, 0, sizeof *net);
     sq_params_init(&net->ps);
     sq_status rc = check_config(cfg, err);
@@ -103,9 +112,7 @@ sq_status sq_sasrec_net_init(sq_sasrec_net *net, const sq_sasrec_config *cfg, sq
         sq_params_free(&net->ps);
         return sq_errorf(err, SQ_ERR_NOMEM, "sasrec: declaring parameters failed");
     }
-    if ((rc = sq_params_alloc(&net->ps, err)))
-        sq_params_free(&net->ps);
-    return rc;
+    return SQ_OK;
 }
 
 void sq_sasrec_net_free(sq_sasrec_net *net) {
@@ -216,6 +223,12 @@ static sq_status block_forward(const sq_nn_block *l, const sq_params *ps, sq_are
 sq_status sq_sasrec_net_forward(const sq_sasrec_net *net, sq_arena *a, sq_sasrec_acts *acts,
                                 const uint32_t *ids, int B, int T, sq_rng *rng,
                                 sq_sasrec_timing *tm, sq_error *err) {
+    return sq_sasrec_net_forward_x(net, a, acts, ids, NULL, B, T, rng, tm, err);
+}
+
+sq_status sq_sasrec_net_forward_x(const sq_sasrec_net *net, sq_arena *a, sq_sasrec_acts *acts,
+                                  const uint32_t *ids, const float *x_in, int B, int T, sq_rng *rng,
+                                  sq_sasrec_timing *tm, sq_error *err) {
     const sq_sasrec_config *c = &net->cfg;
     const sq_params *ps = &net->ps;
     memset(acts, 0, sizeof *acts);
@@ -236,9 +249,12 @@ sq_status sq_sasrec_net_forward(const sq_sasrec_net *net, sq_arena *a, sq_sasrec
         return sq_errorf(err, SQ_ERR_NOMEM, "sasrec: arena full (B=%d T=%d)", B, T);
     for (int n = 0; n < N; n++)
         acts->pad[n] = ids[n] == 0;
-    sq_status rc = sq_nn_embedding_forward(acts->x0, ids, sq_nn_val(ps, net->item_emb), N, V, C, 0,
-                                           sqrtf((float)C), err);
-    if (rc)
+    acts->x_in = x_in;
+    sq_status rc = SQ_OK;
+    if (x_in)
+        memcpy(acts->x0, x_in, nb);
+    else if ((rc = sq_nn_embedding_forward(acts->x0, ids, sq_nn_val(ps, net->item_emb), N, V, C, 0,
+                                           sqrtf((float)C), err)))
         return rc;
     sq_nn_pos_forward(acts->x0, acts->x0, sq_nn_val(ps, net->pos_emb), B, T, C);
     if (drop)
@@ -340,7 +356,8 @@ sq_status sq_sasrec_net_backward(sq_sasrec_net *net, sq_arena *a, const sq_sasre
         }
     }
     sq_nn_pos_backward(NULL, sq_nn_grad(ps, net->pos_emb), dh, B, T, C);
-    sq_nn_embedding_backward(&ps->p[net->item_emb], dh, acts->ids, N, 0, sqrtf((float)C));
+    if (!acts->x_in) /* else dh is the caller's input gradient */
+        sq_nn_embedding_backward(&ps->p[net->item_emb], dh, acts->ids, N, 0, sqrtf((float)C));
     LAP(embed_bwd);
     return SQ_OK;
 }

@@ -98,6 +98,9 @@ typedef struct {
 /* Declares and allocates the parameters (values zero until reset). SQ_ERR_ARG for a bad config,
  * SQ_ERR_NOMEM. On failure nothing is left to free (sq_sasrec_net_free is still safe). */
 sq_status sq_sasrec_net_init(sq_sasrec_net *net, const sq_sasrec_config *cfg, sq_error *err);
+/* Only declares them in net->ps, for a caller that declares more tensors of its own in the same
+ * set before sq_params_alloc (models/mt.c). On failure nothing is left to free. */
+sq_status sq_sasrec_net_declare(sq_sasrec_net *net, const sq_sasrec_config *cfg, sq_error *err);
 void sq_sasrec_net_free(sq_sasrec_net *net); /* NULL or a failed init: no-op */
 /* Initial values: xavier-normal for every matrix (tables included), zero biases, layer norms
  * (1, 0), row 0 of the item table zero. */
@@ -110,6 +113,7 @@ size_t sq_sasrec_net_scratch(const sq_sasrec_config *cfg, int B, int T);
 typedef struct {
     int B, T;                                   /* shapes */
     const uint32_t *ids;                        /* [B*T] inputs (caller's) */
+    const float *x_in;                          /* [B*T, C] caller's input embedding, or NULL */
     uint8_t *pad;                               /* [B*T] 1 where ids == 0 */
     float *x0;                                  /* [B*T, C] embedding sum after dropout, masked */
     uint8_t *m0;                                /* [B*T*C] its dropout mask, or NULL */
@@ -124,8 +128,15 @@ typedef struct {
 sq_status sq_sasrec_net_forward(const sq_sasrec_net *net, sq_arena *a, sq_sasrec_acts *acts,
                                 const uint32_t *ids, int B, int T, sq_rng *rng,
                                 sq_sasrec_timing *timing, sq_error *err);
+/* As forward, with the caller's input embedding x_in [B, T, C] in place of E[ids]·√C (context
+ * fusion, models/mt.c): positions, dropout and the padding mask (ids == 0) are applied to it as
+ * to the lookup. NULL x_in: the lookup. */
+sq_status sq_sasrec_net_forward_x(const sq_sasrec_net *net, sq_arena *a, sq_sasrec_acts *acts,
+                                  const uint32_t *ids, const float *x_in, int B, int T, sq_rng *rng,
+                                  sq_sasrec_timing *timing, sq_error *err);
 /* dh: [B, T, C] gradient of the loss w.r.t. acts->h (read, and overwritten as scratch).
- * Accumulates (+=) into every parameter gradient. */
+ * Accumulates (+=) into every parameter gradient. After a forward_x with x_in, the item table
+ * gets no lookup gradient: dh holds dL/dx_in on return instead (0 on padded rows). */
 sq_status sq_sasrec_net_backward(sq_sasrec_net *net, sq_arena *a, const sq_sasrec_acts *acts,
                                  float *dh, sq_sasrec_timing *timing, sq_error *err);
 
@@ -143,7 +154,6 @@ sq_status sq_sasrec_net_step(sq_sasrec_net *net, sq_arena *a, const uint32_t *in
 sq_status sq_sasrec_net_score(const sq_sasrec_net *net, sq_arena *a, const uint32_t *ids, int B,
                               int T, float *scores, sq_error *err);
 
-
 /* Sampled training objectives (models/sasrec_sampled.c), for large catalogues or to reproduce
  * the original SASRec: the logits of each target position's positive and its K sampled
  * negatives only, so a step costs O(N·K·C) instead of O(N·V·C) and touches only those rows.
@@ -154,9 +164,9 @@ sq_status sq_sasrec_net_score(const sq_sasrec_net *net, sq_arena *a, const uint3
 typedef enum { SQ_SASREC_CE = 0, SQ_SASREC_BCE, SQ_SASREC_SAMPLED } sq_sasrec_loss;
 
 typedef struct {
-    sq_sasrec_loss kind;   /* SQ_SASREC_BCE or SQ_SASREC_SAMPLED */
-    const uint32_t *negs;  /* [B, T, K] negative row ids (item id + 1); 0 where no target */
-    int K;                 /* negatives per target, ≥ 1 */
+    sq_sasrec_loss kind;    /* SQ_SASREC_BCE or SQ_SASREC_SAMPLED */
+    const uint32_t *negs;   /* [B, T, K] negative row ids (item id + 1); 0 where no target */
+    int K;                  /* negatives per target, ≥ 1 */
     const float *item_logq; /* [n_items] log Q of dataset item ids, or NULL (no correction) */
 } sq_sasrec_sampling;
 
