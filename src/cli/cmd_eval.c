@@ -1,8 +1,10 @@
 /* cmd_eval.c — `seqrec eval model.sqm data.sqd`: full-ranking metrics with 95 % bootstrap
  * intervals; the protocol, the K list and whether history is excluded are always printed. */
 #include "cli/cli.h"
+#include "cli/tasks_out.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
+#include "seqrec/tasks.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -24,7 +26,8 @@ static int parse_k(const char *s, sq_eval_opts *o) {
     return o->n_k ? 0 : -1;
 }
 
-static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
+static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o,
+                       const sq_task_eval *te, const sq_dataset *d) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "protocol", protocol);
     cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
@@ -54,6 +57,8 @@ static void print_json(const sq_eval_result *r, const char *protocol, const sq_e
     cJSON_AddNumberToObject(j, "targets", (double)r->targets);
     cJSON_AddNumberToObject(j, "candidates", (double)r->candidates);
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    if (te)
+        cJSON_AddItemToObject(j, "tasks", sq_cli_tasks_json(te, d));
     char *s = cJSON_PrintUnformatted(j);
     puts(s);
     cJSON_free(s);
@@ -144,7 +149,8 @@ int cmd_eval(int argc, char **argv) {
     sq_model *m = NULL;
     sq_split split = {0};
     sq_eval_result r;
-    int ret = 1;
+    sq_task_eval te;
+    int ret = 1, has_tasks = 0;
     if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
         goto done;
     if (!protocol)
@@ -155,11 +161,17 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;
+    if ((has_tasks = sq_model_tasks(m, NULL) != 0) &&
+        sq_evaluate_tasks(m, d, &split, &o, &te, &err))
+        goto done;
     sq_progress_bar_done(&cr.bar);
-    if (json)
-        print_json(&r, protocol, &o);
-    else
+    if (json) {
+        print_json(&r, protocol, &o, has_tasks ? &te : NULL, d);
+    } else {
         print_text(&r, protocol, &o);
+        if (has_tasks)
+            sq_cli_tasks_print(&te, d);
+    }
     ret = 0;
 done:
     sq_progress_bar_done(&cr.bar);

@@ -4,14 +4,15 @@
 #include "cli/fit.h"
 
 #include <cjson/cJSON.h>
-#include <sys/resource.h>
 #include <omp.h>
 #include <string.h>
+#include <sys/resource.h>
 
 int cmd_train(int argc, char **argv) {
     const char *pos[1], *sets[64];
     int npos = 0, nsets = 0, quiet = 0, json = 0;
-    const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL;
+    const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL,
+               *tasks = NULL;
     uint64_t seed = 42, threads = 0, fold = 0;
     char models[256], model_help[320];
     sq_cli_model_list(models, sizeof models);
@@ -22,6 +23,10 @@ int cmd_train(int argc, char **argv) {
         {"config", OPT_STR, &config, "FILE", "config file (JSON object or key = value lines)", 0,
          0},
         {"set", OPT_MULTI, sets, "KEY=VALUE", "override one config key (repeatable)", &nsets, 64},
+        {"tasks", OPT_STR, &tasks, "LIST",
+         "sasrec: tasks to learn at once, of next_item, next_behaviour, value, click, buy "
+         "(docs/multitask.md)",
+         0, 0},
         {"protocol", OPT_STR, &protocol, "P", "split: loo (default), temporal, kfold", 0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
         {"metrics-log", OPT_STR, &log_path, "FILE", "append JSON lines of metrics per epoch", 0, 0},
@@ -66,7 +71,8 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < nsets; i++)
         if (sq_config_set_arg(cfg, sets[i], &err))
             goto fail;
-    if (sq_config_set(cfg, "protocol", protocol, &err))
+    if (sq_config_set(cfg, "protocol", protocol, &err) ||
+        (tasks && sq_config_set(cfg, "tasks", tasks, &err)))
         goto fail;
     if (sq_data_open(&d, pos[0], &err))
         goto fail;

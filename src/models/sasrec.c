@@ -5,6 +5,7 @@
  * (0.2), ffn (= hidden), act (relu|gelu), loss (ce | bce: the original SASRec, one uniform
  * negative by default | sampled: sampled softmax with log-Q correction, 256 negatives by
  * default, for catalogues too large for the full softmax). */
+#include "models/mt.h"
 #include "models/sasrec_net.h"
 #include "seqrec/model.h"
 
@@ -16,6 +17,8 @@ typedef struct {
 } sasrec;
 
 static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
+    if (sq_mt_wanted(m->cfg)) /* behaviour sequences, context, several tasks: models/mt.c */
+        return sq_mt_init(m, rng, err);
     long maxlen, hidden, blocks, heads, ffn;
     double dropout;
     int act, loss;

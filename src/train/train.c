@@ -2,6 +2,7 @@
  * training events as left-padded batches, Adam/AdamW with warm-up, clipping, validation by full
  * ranking after every epoch, early stopping with patience and the best parameters kept. */
 #include "seqrec/train.h"
+#include "seqrec/tasks.h"
 #include "train/sampler.h"
 
 #include <cjson/cJSON.h>
@@ -69,11 +70,12 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
 /* Fills row b of a batch with user u's training window: inputs are the events before each
  * target, targets the training events from position 1 on, the last T of them, left-padded. */
 static void fill_row(const sq_dataset *d, uint32_t u, uint32_t train_end, uint32_t T, uint32_t *in,
-                     uint32_t *tg, uint8_t *beh) {
+                     uint32_t *tg, uint8_t *beh, uint64_t *ev) {
     memset(in, 0, T * sizeof *in);
     memset(tg, 0, T * sizeof *tg);
-    if (beh)
-        memset(beh, 0, T);
+    memset(beh, 0, T);
+    for (uint32_t t = 0; t < T; t++)
+        ev[t] = UINT64_MAX;
     const uint64_t base = sq_data_offsets(d)[u];
     const uint32_t *items = sq_data_items(d) + base;
     const uint8_t *b = sq_data_behaviours(d) + base;
@@ -83,18 +85,31 @@ static void fill_row(const sq_dataset *d, uint32_t u, uint32_t train_end, uint32
         uint32_t slot = T - n + k;
         in[slot] = items[first + k - 1] + 1;
         tg[slot] = items[first + k] + 1;
-        if (beh)
-            beh[slot] = b[first + k - 1];
+        beh[slot] = b[first + k - 1];
+        ev[slot] = base + first + k - 1;
     }
 }
 
-static void log_epoch(FILE *f, uint32_t epoch, double loss, double ndcg, double hr, double train_s,
-                      double valid_s, uint64_t targets, float lr) {
+/* Per-task losses of an epoch (multi-task models), summed over samples. */
+typedef struct {
+    double sum[SQ_TASK_N];
+    long n[SQ_TASK_N];
+} task_acc;
+
+static void log_epoch(FILE *f, uint32_t epoch, double loss, const task_acc *ta, double ndcg,
+                      double hr, double train_s, double valid_s, uint64_t targets, float lr) {
     if (!f)
         return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", epoch);
     cJSON_AddNumberToObject(o, "loss", loss);
+    cJSON *tl = NULL;
+    for (int t = 0; t < SQ_TASK_N; t++)
+        if (ta->n[t]) {
+            if (!tl)
+                tl = cJSON_AddObjectToObject(o, "task_loss");
+            cJSON_AddNumberToObject(tl, sq_task_name((sq_task)t), ta->sum[t] / (double)ta->n[t]);
+        }
     if (ndcg >= 0) { /* validated this epoch */
         cJSON *v = cJSON_AddObjectToObject(o, "valid");
         cJSON_AddNumberToObject(v, "ndcg@10", ndcg);
@@ -128,6 +143,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     uint32_t *in = sq_mallocn((size_t)B * T, sizeof *in);
     uint32_t *tg = sq_mallocn((size_t)B * T, sizeof *tg);
     uint8_t *beh = sq_mallocn((size_t)B * T, 1);
+    uint64_t *ev = sq_mallocn((size_t)B * T, sizeof *ev);
     uint32_t *ub = sq_mallocn(B, sizeof *ub);
     uint32_t K = o->negatives;
     uint32_t *negs = K ? sq_mallocn((size_t)B * T * K, sizeof *negs) : NULL;
@@ -135,7 +151,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     float *best = sq_mallocn(ps->total, sizeof *best);
     sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, T) : 64u << 20);
     sq_optim opt = {0};
-    if (!users || !in || !tg || !beh || !ub || !best || !arena || (K && !negs)) {
+    if (!users || !in || !tg || !beh || !ev || !ub || !best || !arena || (K && !negs)) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -157,9 +173,9 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     long steps_per_epoch = (n_users + B - 1) / B;
     /* validate (and count patience) every `every` epochs: at least SQ_TRAIN_MIN_STEPS steps
      * between validations, so that a small log's few steps per epoch are not judged by noise */
-    uint32_t every = o->valid_every ? o->valid_every
-                                    : (uint32_t)((SQ_TRAIN_MIN_STEPS + steps_per_epoch - 1) /
-                                                 steps_per_epoch);
+    uint32_t every = o->valid_every
+                         ? o->valid_every
+                         : (uint32_t)((SQ_TRAIN_MIN_STEPS + steps_per_epoch - 1) / steps_per_epoch);
     sq_lr_schedule sched = {(float)o->lr, (long)(o->warmup * steps_per_epoch * o->epochs),
                             steps_per_epoch * (long)o->epochs, (float)(o->lr * o->min_lr),
                             (sq_lr_decay)o->lr_decay};
@@ -171,6 +187,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
         .k = {10}, .n_k = 1, .part = SQ_EVAL_VALID, .max_users = o->valid_users, .seed = o->seed};
     for (uint32_t ep = 1; ep <= o->epochs; ep++) {
         double te = sq_now(), loss_sum = 0;
+        task_acc ta = {{0}, {0}};
         uint64_t targets = 0;
         sq_rng_shuffle_u32(&shuffle, users, n_users);
         char stage[64];
@@ -180,11 +197,11 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             for (uint32_t b = 0; b < nb; b++) {
                 ub[b] = users[start + b];
                 fill_row(d, ub[b], s->train_end[ub[b]], T, in + (size_t)b * T, tg + (size_t)b * T,
-                         beh + (size_t)b * T);
+                         beh + (size_t)b * T, ev + (size_t)b * T);
             }
             if (K)
                 sq_neg_fill(&sampler, &rng, tg, nb, T, K, negs);
-            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K, sampler.logq};
+            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K, sampler.logq, d, ev};
             sq_params_zero_grad(ps);
             double loss = 0;
             long nt = 0;
@@ -201,6 +218,11 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                 goto done;
             step++;
             loss_sum += loss * (double)nt;
+            double tl[SQ_TASK_N];
+            long tn[SQ_TASK_N];
+            sq_model_task_losses(m, tl, tn);
+            for (int t = 0; t < SQ_TASK_N; t++)
+                ta.sum[t] += tl[t] * (double)tn[t], ta.n[t] += tn[t];
             targets += (uint64_t)nt;
             sq_report_progress(&o->reporter, stage, start + nb, n_users, "users");
         }
@@ -209,7 +231,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
         r->epochs_run = ep;
         r->last_loss = mean_loss;
         if (ep % every && ep != o->epochs) { /* no validation this epoch */
-            log_epoch(o->metrics_log, ep, mean_loss, -1, -1, train_s, 0, targets,
+            log_epoch(o->metrics_log, ep, mean_loss, &ta, -1, -1, train_s, 0, targets,
                       sq_lr_at(&sched, step));
             sq_report_log(&o->reporter, SQ_LOG_INFO, "train", "epoch %u: loss %.4f, %.1f s", ep,
                           mean_loss, train_s);
@@ -219,7 +241,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
         if ((rc = sq_evaluate(m, d, s, &vo, &vr, err)))
             goto done;
         double ndcg = vr.m[0][SQ_M_NDCG].mean, hr = vr.m[0][SQ_M_HR].mean;
-        log_epoch(o->metrics_log, ep, mean_loss, ndcg, hr, train_s, sq_now() - tv, targets,
+        log_epoch(o->metrics_log, ep, mean_loss, &ta, ndcg, hr, train_s, sq_now() - tv, targets,
                   sq_lr_at(&sched, step));
         sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
                       "epoch %u: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f, %.1f s (%.0f "
@@ -245,6 +267,7 @@ done:
     sq_free(in);
     sq_free(tg);
     sq_free(beh);
+    sq_free(ev);
     sq_free(ub);
     sq_free(best);
     return rc;

@@ -1,0 +1,370 @@
+/* tasks_eval.c — per-task, per-scene evaluation of multi-task models (tasks.h): one sample per
+ * user (the first target of the part), predictions in batches, metrics overall and per request
+ * scene with 95 % bootstrap intervals. A bootstrap round draws each sample's multiplicity and
+ * recomputes every metric as a weighted one, AUC included (one pass over the order sorted once),
+ * so a round costs O(n). */
+#include "seqrec/tasks.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const TM_NAMES[SQ_TM_N] = {
+    "ndcg@10",     "hr@10", "accuracy", "macro_f1", "majority_accuracy",
+    "rmse",        "mae",   "auc",      "logloss",  "cvr_auc",
+    "cvr_logloss", "auc",   "logloss"};
+static const sq_task TM_TASK[SQ_TM_N] = {
+    SQ_TASK_NEXT_ITEM, SQ_TASK_NEXT_ITEM, SQ_TASK_NEXT_BEH, SQ_TASK_NEXT_BEH, SQ_TASK_NEXT_BEH,
+    SQ_TASK_VALUE,     SQ_TASK_VALUE,     SQ_TASK_CLICK,    SQ_TASK_CLICK,    SQ_TASK_BUY,
+    SQ_TASK_BUY,       SQ_TASK_BUY,       SQ_TASK_BUY};
+
+const char *sq_task_metric_name(sq_task_metric t) {
+    return t < SQ_TM_N ? TM_NAMES[t] : "?";
+}
+
+sq_task sq_task_metric_task(sq_task_metric t) {
+    return t < SQ_TM_N ? TM_TASK[t] : SQ_TASK_N;
+}
+
+typedef struct {
+    uint8_t beh, pred_beh, click, buy;
+    float value, pred_value, ctr, cvr, ctcvr;
+    float ndcg, hr;
+    uint32_t group; /* 1 + scene, or 0 when beyond the reported scenes */
+} sample;
+
+/* ===================================== Weighted metrics ===================================== */
+
+static double clampp(double p) {
+    return p < 1e-7 ? 1e-7 : (p > 1 - 1e-7 ? 1 - 1e-7 : p);
+}
+
+static float score_of(const sample *x, int which) {
+    return which == 0 ? x->ctr : which == 1 ? x->cvr : x->ctcvr;
+}
+
+typedef struct {
+    float v;
+    uint32_t j;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+    const keyed *x = a, *y = b;
+    return (x->v > y->v) - (x->v < y->v);
+}
+
+/* Weighted AUC over idx sorted ascending by the score; label(i) and included(i) per which. */
+static double auc_sorted(const sample *s, const uint32_t *ord, size_t n, const double *w,
+                         int which) {
+    double pos = 0, neg = 0, area = 0, neg_below = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        float v = score_of(&s[ord[i]], which);
+        double gp = 0, gn = 0;
+        while (j < n && score_of(&s[ord[j]], which) == v) {
+            const sample *x = &s[ord[j]];
+            double wt = w ? w[ord[j]] : 1.0;
+            int y = which == 0 ? x->click : x->buy;
+            if (y)
+                gp += wt;
+            else
+                gn += wt;
+            j++;
+        }
+        area += gp * (neg_below + 0.5 * gn);
+        neg_below += gn;
+        pos += gp;
+        neg += gn;
+        i = j;
+    }
+    return pos > 0 && neg > 0 ? area / (pos * neg) : NAN;
+}
+
+/* Every metric of one group (samples idx[0..n)), with multiplicities w (NULL: 1 each).
+ * ord[k]: the group's samples eligible for AUC k, sorted by its score. */
+static void metrics(const sample *s, const uint32_t *idx, size_t n, const double *w,
+                    uint32_t *const ord[3], const size_t nord[3], uint32_t n_beh, double *out) {
+    double W = 0, ndcg = 0, hr = 0, acc = 0, vw = 0, se = 0, ae = 0;
+    double ll[3] = {0}, llw[3] = {0};
+    double tp[SQ_TASK_MAX_BEH] = {0}, fp[SQ_TASK_MAX_BEH] = {0}, fn[SQ_TASK_MAX_BEH] = {0};
+    double cls[SQ_TASK_MAX_BEH] = {0};
+    for (size_t k = 0; k < n; k++) {
+        const sample *x = &s[idx[k]];
+        double wt = w ? w[idx[k]] : 1.0;
+        if (wt == 0)
+            continue;
+        W += wt;
+        ndcg += wt * x->ndcg;
+        hr += wt * x->hr;
+        acc += wt * (x->pred_beh == x->beh);
+        if (x->beh < SQ_TASK_MAX_BEH)
+            cls[x->beh] += wt;
+        if (x->pred_beh == x->beh && x->beh < SQ_TASK_MAX_BEH) {
+            tp[x->beh] += wt;
+        } else {
+            if (x->pred_beh < SQ_TASK_MAX_BEH)
+                fp[x->pred_beh] += wt;
+            if (x->beh < SQ_TASK_MAX_BEH)
+                fn[x->beh] += wt;
+        }
+        if (isfinite(x->value) && isfinite(x->pred_value)) {
+            double e = (double)x->pred_value - x->value;
+            vw += wt, se += wt * e * e, ae += wt * fabs(e);
+        }
+        if (isfinite(x->ctr)) {
+            double p = clampp(x->ctr);
+            ll[0] -= wt * (x->click ? log(p) : log1p(-p));
+            llw[0] += wt;
+        }
+        if (isfinite(x->cvr) && x->click) {
+            double p = clampp(x->cvr);
+            ll[1] -= wt * (x->buy ? log(p) : log1p(-p));
+            llw[1] += wt;
+        }
+        if (isfinite(x->ctcvr)) {
+            double p = clampp(x->ctcvr);
+            ll[2] -= wt * (x->buy ? log(p) : log1p(-p));
+            llw[2] += wt;
+        }
+    }
+    for (int t = 0; t < SQ_TM_N; t++)
+        out[t] = NAN;
+    if (W == 0)
+        return;
+    out[SQ_TM_NDCG10] = ndcg / W;
+    out[SQ_TM_HR10] = hr / W;
+    out[SQ_TM_BEH_ACC] = acc / W;
+    double f1 = 0, maj = 0;
+    int nc = 0;
+    for (uint32_t c = 0; c < n_beh && c < SQ_TASK_MAX_BEH; c++) {
+        if (tp[c] + fp[c] + fn[c] > 0) {
+            f1 += 2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]);
+            nc++;
+        }
+        maj = cls[c] > maj ? cls[c] : maj;
+    }
+    out[SQ_TM_BEH_F1] = nc ? f1 / nc : NAN;
+    out[SQ_TM_BEH_MAJ] = maj / W;
+    if (vw > 0) {
+        out[SQ_TM_VAL_RMSE] = sqrt(se / vw);
+        out[SQ_TM_VAL_MAE] = ae / vw;
+    }
+    static const int AUC[3] = {SQ_TM_CTR_AUC, SQ_TM_CVR_AUC, SQ_TM_CTCVR_AUC};
+    static const int LL[3] = {SQ_TM_CTR_LL, SQ_TM_CVR_LL, SQ_TM_CTCVR_LL};
+    for (int k = 0; k < 3; k++) {
+        if (llw[k] > 0)
+            out[LL[k]] = ll[k] / llw[k];
+        if (nord[k])
+            out[AUC[k]] = auc_sorted(s, ord[k], nord[k], w, k);
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Metrics of one group with bootstrap intervals. */
+static sq_status group_stats(const sample *s, const uint32_t *idx, size_t n, uint32_t n_beh,
+                             uint32_t rounds, uint64_t seed, sq_eval_stat *out, sq_error *err) {
+    uint32_t *ord[3] = {NULL, NULL, NULL};
+    size_t nord[3] = {0, 0, 0};
+    double *w = sq_calloc(n ? n : 1, sizeof *w); /* multiplicities of the group's samples */
+    double *vals = rounds ? sq_mallocn((size_t)rounds * SQ_TM_N, sizeof *vals) : NULL;
+    double *col = rounds ? sq_mallocn(rounds, sizeof *col) : NULL;
+    sample *g = sq_mallocn(n ? n : 1, sizeof *g); /* the group's samples, contiguous */
+    uint32_t *id = sq_mallocn(n ? n : 1, sizeof *id);
+    sq_status rc = SQ_OK;
+    if (!w || !g || !id || (rounds && (!vals || !col))) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++)
+        g[k] = s[idx[k]], id[k] = (uint32_t)k;
+    for (int k = 0; k < 3; k++) {
+        if (!(ord[k] = sq_mallocn(n ? n : 1, sizeof *ord[k]))) {
+            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        keyed *kv = sq_mallocn(n ? n : 1, sizeof *kv);
+        if (!kv) {
+            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t j = 0; j < n; j++) {
+            float v = score_of(&g[j], k);
+            if (isfinite(v) && (k != 1 || g[j].click))
+                kv[nord[k]++] = (keyed){v, (uint32_t)j};
+        }
+        qsort(kv, nord[k], sizeof *kv, cmp_keyed);
+        for (size_t j = 0; j < nord[k]; j++)
+            ord[k][j] = kv[j].j;
+        sq_free(kv);
+    }
+    double point[SQ_TM_N];
+    metrics(g, id, n, NULL, ord, nord, n_beh, point);
+    sq_rng rng;
+    sq_rng_seed(&rng, seed);
+    for (uint32_t r = 0; r < rounds; r++) {
+        memset(w, 0, n * sizeof *w);
+        for (size_t k = 0; k < n; k++)
+            w[sq_rng_below(&rng, (uint32_t)n)] += 1.0;
+        metrics(g, id, n, w, ord, nord, n_beh, vals + (size_t)r * SQ_TM_N);
+    }
+    for (int t = 0; t < SQ_TM_N; t++) {
+        out[t].mean = point[t];
+        out[t].lo = out[t].hi = point[t];
+        if (!rounds || !isfinite(point[t]))
+            continue;
+        size_t m = 0;
+        for (uint32_t r = 0; r < rounds; r++)
+            if (isfinite(vals[(size_t)r * SQ_TM_N + t]))
+                col[m++] = vals[(size_t)r * SQ_TM_N + t];
+        if (!m)
+            continue;
+        qsort(col, m, sizeof *col, cmp_double);
+        out[t].lo = col[(size_t)(0.025 * (double)(m - 1) + 0.5)];
+        out[t].hi = col[(size_t)(0.975 * (double)(m - 1) + 0.5)];
+    }
+done:
+    for (int k = 0; k < 3; k++)
+        sq_free(ord[k]);
+    sq_free(w);
+    sq_free(vals);
+    sq_free(col);
+    sq_free(g);
+    sq_free(id);
+    return rc;
+}
+
+/* ========================================= Driver ========================================== */
+
+sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_split *s,
+                            const sq_eval_opts *o, sq_task_eval *r, sq_error *err) {
+    double t0 = sq_now();
+    memset(r, 0, sizeof *r);
+    sq_task_labels lab;
+    unsigned tasks = sq_model_tasks(m, &lab);
+    if (!tasks)
+        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
+                         m->ops->name);
+    r->tasks = tasks;
+    const sq_data_info *info = sq_data_info_of(d);
+    const uint32_t nu = info->n_users, ni = info->n_items, n_ctx = info->n_ctx;
+    const uint32_t ns =
+        info->n_scenes < SQ_TASK_EVAL_MAX_SCENES ? info->n_scenes : SQ_TASK_EVAL_MAX_SCENES;
+    r->groups = 1 + ns;
+    const uint64_t *off = sq_data_offsets(d);
+    const uint32_t *items = sq_data_items(d), *ctx = sq_data_context(d);
+    const uint8_t *beh = sq_data_behaviours(d);
+    const uint16_t *scn = sq_data_scenes(d);
+    const float *val = sq_data_values(d);
+    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0;
+    if (!users)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    for (uint32_t u = 0; u < nu; u++) {
+        uint32_t len = (uint32_t)(off[u + 1] - off[u]);
+        uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
+        uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
+        if (first < last && first > 0)
+            users[n_eval++] = u;
+    }
+    if (o->max_users && o->max_users < n_eval) { /* an even spread */
+        for (uint32_t i = 0; i < o->max_users; i++)
+            users[i] = users[(uint64_t)i * n_eval / o->max_users];
+        n_eval = o->max_users;
+    }
+    sq_status rc = SQ_OK;
+    const uint32_t B = 256;
+    sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
+    sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
+    uint32_t *cand = sq_mallocn(B, sizeof *cand);
+    uint16_t *rscene = sq_mallocn(B, sizeof *rscene);
+    sq_task_pred *pred = sq_mallocn(B, sizeof *pred);
+    float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
+    uint32_t *idx = sq_mallocn(n_eval ? n_eval : 1, sizeof *idx);
+    sq_arena *a = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : 64u << 20);
+    if (!smp || !seqs || !cand || !rscene || !pred || !scores || !idx || !a) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (n_eval == 0) {
+        rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has a %s target in this split",
+                       o->part == SQ_EVAL_TEST ? "test" : "validation");
+        goto done;
+    }
+    for (uint32_t start = 0; start < n_eval && !rc; start += B) {
+        uint32_t nb = n_eval - start < B ? n_eval - start : B;
+        for (uint32_t b = 0; b < nb; b++) {
+            uint32_t u = users[start + b];
+            uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
+            uint64_t e = off[u] + first; /* the target event */
+            seqs[b] = sq_model_user_seq(d, u, first);
+            rscene[b] = scn[e];
+            seqs[b].req_scene = &rscene[b];
+            seqs[b].req_ctx = n_ctx ? ctx + e * n_ctx : NULL;
+            cand[b] = items[e];
+        }
+        sq_arena_reset(a);
+        if ((rc = sq_model_predict_tasks(m, seqs, cand, nb, pred, a, err)))
+            break;
+        int ranks = (tasks >> SQ_TASK_NEXT_ITEM) & 1u;
+        sq_arena_reset(a);
+        if (ranks && (rc = sq_model_score(m, seqs, nb, scores, a, err)))
+            break;
+        for (uint32_t b = 0; b < nb; b++) {
+            uint32_t u = users[start + b], first = seqs[b].n;
+            uint64_t e = off[u] + first;
+            sample *x = &smp[start + b];
+            memset(x, 0, sizeof *x);
+            x->beh = beh[e];
+            x->click = lab.click[beh[e]];
+            x->buy = lab.buy[beh[e]];
+            x->value = val ? val[e] : NAN;
+            x->group = scn[e] < ns ? 1u + scn[e] : 0;
+            const sq_task_pred *p = &pred[b];
+            uint32_t best = 0;
+            for (uint32_t k = 1; k < info->n_behaviours && k < SQ_TASK_MAX_BEH; k++)
+                best = p->p_beh[k] > p->p_beh[best] ? k : best;
+            x->pred_beh = (uint8_t)best;
+            x->pred_value = p->value;
+            x->ctr = (tasks >> SQ_TASK_CLICK) & 1u ? p->ctr : NAN;
+            x->cvr = p->cvr;
+            x->ctcvr = p->ctcvr;
+            x->ndcg = x->hr = NAN;
+            if (ranks) {
+                uint64_t h, ties;
+                sq_eval_rank(scores + (size_t)b * ni, ni, items[e],
+                             o->keep_history ? NULL : items + off[u], o->keep_history ? 0 : first,
+                             &h, &ties);
+                double v[SQ_M_PER_K], auc;
+                const uint32_t k10 = 10;
+                sq_eval_single(h, ties, ni, &k10, 1, v, &auc);
+                x->ndcg = (float)v[SQ_M_NDCG];
+                x->hr = (float)v[SQ_M_HR];
+            }
+        }
+        sq_report_progress(&o->reporter, "evaluating tasks", start + nb, n_eval, "users");
+    }
+    for (uint32_t g = 0; g < r->groups && !rc; g++) {
+        size_t n = 0;
+        for (uint32_t i = 0; i < n_eval; i++)
+            if (g == 0 || smp[i].group == g)
+                idx[n++] = i;
+        r->n[g] = n;
+        rc = group_stats(smp, idx, n, info->n_behaviours, o->bootstrap, o->seed + g, r->m[g], err);
+    }
+    r->seconds = sq_now() - t0;
+done:
+    sq_free(users);
+    sq_free(smp);
+    sq_free(seqs);
+    sq_free(cand);
+    sq_free(rscene);
+    sq_free(pred);
+    sq_free(scores);
+    sq_free(idx);
+    sq_arena_free(a);
+    return rc;
+}

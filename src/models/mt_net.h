@@ -1,0 +1,103 @@
+/* mt_net.h — the multi-task, multi-behaviour sequence network (docs/multitask.md): SASRec's
+ * encoder over fused event embeddings, shared by task heads through experts.
+ *
+ *   per event: item, behaviour, time-gap bucket, scene, context fields ─▶ F embeddings [N,F,C]
+ *     ─▶ fusion (mean | concat | attention) ─▶ SASRec blocks ─▶ h [N,C]
+ *   h' = h + U·u       u: the user's statistics up to that event (activity, behaviour shares)
+ *   z  = h' + r        r: the request, the next event's scene and context embeddings
+ *   at the positions with a target: experts (shared_bottom | mmoe | ple, gates per scene)
+ *     ─▶ one representation y_t [M,H] per task slot ─▶ heads:
+ *        next_item       q = z + Wn·y, softmax over all items (tied table E)
+ *        next_behaviour  softmax(Wb·y + bb) over the behaviours
+ *        value           bv + wv·y + (Pv·y)·E[item]
+ *        click, buy      towers σ(w2·ReLU(W1 [y; E[item]] + b1) + b2): pCTR, pCVR;
+ *                        pCTCVR = pCTR · pCVR (ESMM)
+ *   loss = Σ_t λ_t L_t  (λ fixed) or Σ_t e^(−s_t) L_t + s_t  (uncertainty weighting, s learned)
+ *
+ * Tables (sparse rows): "item_emb" (the encoder's), "f.beh", "f.gap", "f.scene", "f.ctx<k>";
+ * every field embedding is scaled by √C as the item's. */
+#ifndef SEQREC_MODELS_MT_NET_H
+#define SEQREC_MODELS_MT_NET_H
+
+#include "models/sasrec_net.h"
+#include "seqrec/nn_experts.h"
+#include "seqrec/nn_fusion.h"
+#include "seqrec/tasks.h"
+
+enum { MT_MAX_CTX = 8, MT_MAX_FIELDS = 4 + MT_MAX_CTX };
+
+typedef enum { MT_F_ITEM = 0, MT_F_BEH, MT_F_GAP, MT_F_SCENE, MT_F_CTX } mt_field_kind;
+
+typedef struct {
+    sq_sasrec_config enc;                        /* the encoder */
+    unsigned tasks;                              /* 1 << sq_task */
+    int use_beh, use_gap, use_scene, n_ctx_used; /* input fields */
+    sq_nn_fuse_kind fusion;
+    int user_features; /* u on */
+    int request;       /* r on */
+    sq_nn_share_kind sharing;
+    int experts, task_experts, levels, expert_hidden, scene_gates;
+    int uncertainty; /* 1: learned task weights */
+    float lambda[SQ_TASK_N];
+    uint32_t n_beh, n_scenes, ctx_size[MT_MAX_CTX];
+    int real_time;
+    sq_task_labels lab;
+} mt_config;
+
+typedef struct {
+    mt_config cfg;
+    sq_sasrec_net enc; /* owns the one parameter set of the whole network */
+    int F;             /* fields */
+    mt_field_kind fk[MT_MAX_FIELDS];
+    int ftab[MT_MAX_FIELDS];            /* table of field f (item: enc.item_emb) */
+    int fctx[MT_MAX_FIELDS];            /* context field number of an MT_F_CTX field */
+    int scene_tab, ctx_tab[MT_MAX_CTX]; /* tables of the scene and context fields (−1: none) */
+    sq_nn_fuse fuse;
+    sq_nn_linear ufeat; /* (1 + n_beh) -> C */
+    sq_nn_experts ex;
+    int n_slots, slot[SQ_TASK_N];        /* experts' output index of each task (−1: none) */
+    sq_nn_linear item_tower;             /* H -> C */
+    sq_nn_linear beh_head;               /* H -> n_beh */
+    sq_nn_linear val_lin;                /* H -> 1 */
+    sq_nn_linear val_proj;               /* H -> C, dotted with E[item] */
+    sq_nn_linear ctr1, ctr2, cvr1, cvr2; /* (H + C) -> C -> 1 */
+    int logvar;                          /* [SQ_TASK_N] s_t, or −1 */
+} mt_net;
+
+/* Inputs of one forward: B sequences of T positions, left-padded; ids are table rows (item id +
+ * 1, 0 = padding). Field values per position (0 at padding): beh, gap, scene [N]; ctx [N, n_ctx]
+ * (the dataset's context fields, all of them); ustat [N, 1 + n_beh]; request scene and context
+ * per position: rscene [N], rctx [N, n_ctx]. */
+typedef struct {
+    int B, T;
+    const uint32_t *ids;
+    const uint32_t *beh, *gap, *scene, *ctx;
+    const float *ustat;
+    const uint32_t *rscene, *rctx;
+    uint32_t n_ctx;
+} mt_inputs;
+
+/* Targets at the positions that have one (rows where tgt_item != 0). */
+typedef struct {
+    const uint32_t *item; /* [N] row id of the next item, 0 = no target */
+    const uint32_t *beh;  /* [N] its behaviour */
+    const float *value;   /* [N] its value, NaN = none */
+} mt_targets;
+
+sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err);
+void mt_net_free(mt_net *n);
+size_t mt_net_scratch(const mt_net *n, int B, int T);
+
+/* One training step (forward, losses, backward into the parameters). loss: the weighted total;
+ * task_loss[t] / task_n[t]: each task's mean loss and sample count (0 for tasks not trained). */
+sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targets *tg,
+                      sq_rng *rng, double *loss, double task_loss[SQ_TASK_N],
+                      long task_n[SQ_TASK_N], sq_error *err);
+
+/* Inference at the last position of each sequence. scores [B, n_items] (may be NULL): the
+ * next-item scores. With items [B] (dataset ids) and pred [B]: the task predictions for that
+ * candidate. */
+sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, float *scores,
+                         const uint32_t *items, sq_task_pred *pred, float *qvec, sq_error *err);
+
+#endif
