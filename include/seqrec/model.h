@@ -33,6 +33,7 @@ typedef struct {
     uint32_t n;            /* events */
     uint32_t user;         /* dataset user id, or UINT32_MAX for a user the model never saw */
     const uint32_t *ctx;   /* n × n_ctx context values (row-major), or NULL */
+    const float *values;   /* n event values (NaN: none), or NULL */
     /* The request: where and in which context the next event will happen (the scene and
      * context a recommendation is asked for). NULL: as the last event's. */
     const uint16_t *req_scene;

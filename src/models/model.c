@@ -203,7 +203,8 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
                 .scene = sq_data_scenes(d) + b,
                 .n = end,
                 .user = u,
-                .ctx = nc ? sq_data_context(d) + b * nc : NULL};
+                .ctx = nc ? sq_data_context(d) + b * nc : NULL,
+                .values = sq_data_values(d) ? sq_data_values(d) + b : NULL};
     return s;
 }
 

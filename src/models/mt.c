@@ -23,6 +23,50 @@ int sq_mt_wanted(const sq_config *cfg) {
     return sq_config_get(cfg, "tasks") || sq_config_get(cfg, "inputs");
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The bucket edges of event values ("value_edges"): the distinct values when there are at most
+ * MT_MAX_VALUE_EDGES of them (ratings: one bucket each), else distinct quantiles, from up to
+ * 2^16 values spread over the log (the marginal distribution only: no user's label). */
+static sq_status value_edges(sq_config *cfg, const sq_dataset *d, sq_error *err) {
+    const sq_data_info *in = sq_data_info_of(d);
+    const float *v = sq_data_values(d);
+    if (!v || !(in->flags & SQ_DATA_VALUES) || sq_config_get(cfg, "value_edges"))
+        return SQ_OK;
+    size_t n = 0, cap = 1u << 16, step = in->n_events / cap + 1;
+    float *x = sq_mallocn(cap, sizeof *x);
+    if (!x)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    for (uint64_t e = 0; e < in->n_events && n < cap; e += step)
+        if (isfinite(v[e]))
+            x[n++] = v[e];
+    qsort(x, n, sizeof *x, cmp_float);
+    float edge[MT_MAX_VALUE_EDGES];
+    int ne = 0, distinct = n > 0;
+    for (size_t i = 1; i < n; i++)
+        distinct += x[i] != x[i - 1];
+    if (distinct <= MT_MAX_VALUE_EDGES) {
+        for (size_t i = 0; i < n; i++)
+            if (!ne || x[i] > edge[ne - 1])
+                edge[ne++] = x[i];
+    } else {
+        for (int k = 0; k < MT_MAX_VALUE_EDGES; k++) {
+            float c = x[(size_t)((double)k / MT_MAX_VALUE_EDGES * (double)(n - 1))];
+            if (!ne || c > edge[ne - 1])
+                edge[ne++] = c;
+        }
+    }
+    sq_free(x);
+    char buf[MT_MAX_VALUE_EDGES * 24] = "";
+    size_t o = 0;
+    for (int k = 0; k < ne; k++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%.9g", k ? "," : "", (double)edge[k]);
+    return ne ? sq_config_set(cfg, "value_edges", buf, err) : SQ_OK;
+}
+
 sq_status sq_mt_resolve_config(sq_config *cfg, const sq_dataset *d, sq_error *err) {
     if (!sq_mt_wanted(cfg))
         return SQ_OK;
@@ -43,7 +87,9 @@ sq_status sq_mt_resolve_config(sq_config *cfg, const sq_dataset *d, sq_error *er
     for (uint32_t k = 0; k < sq_data_info_of(d)->n_ctx && k < MT_MAX_CTX; k++)
         o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%u", k ? "," : "",
                               sq_data_ctx_size(d, k) ? sq_data_ctx_size(d, k) : 1);
-    return sq_config_set(cfg, "ctx_sizes", buf, err);
+    if ((rc = sq_config_set(cfg, "ctx_sizes", buf, err)))
+        return rc;
+    return value_edges(cfg, d, err);
 }
 
 /* ========================================== Config =========================================== */
@@ -58,12 +104,13 @@ static sq_status set_long(sq_config *c, const char *k, long v, sq_error *err) {
 static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
     const char *s = sq_config_get(m->cfg, "inputs");
     const sq_data_info *in = &m->info;
-    int beh = 0, gap = 0, scene = 0, ctx = 0;
+    int beh = 0, gap = 0, scene = 0, ctx = 0, value = 0;
     if (!s || !strcmp(s, "auto")) {
         beh = in->n_behaviours > 1;
         gap = (in->flags & SQ_DATA_REAL_TIME) != 0;
         scene = in->n_scenes > 1;
         ctx = in->n_ctx > 0;
+        value = (in->flags & SQ_DATA_VALUES) != 0;
     } else {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", s);
@@ -72,19 +119,33 @@ static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
                 beh = 1;
             else if (!strcmp(t, "gap"))
                 gap = 1;
+            else if (!strcmp(t, "value"))
+                value = 1;
             else if (!strcmp(t, "scene"))
                 scene = 1;
             else if (!strcmp(t, "context"))
                 ctx = 1;
             else if (strcmp(t, "item"))
                 return sq_errorf(err, SQ_ERR_ARG,
-                                 "config: inputs: unknown field '%s' (item, behaviour, gap, "
+                                 "config: inputs: unknown field '%s' (item, behaviour, gap, value, "
                                  "scene, context or auto)",
                                  t);
         }
     }
     c->use_beh = beh && in->n_behaviours > 0;
     c->use_gap = gap;
+    if (value && (in->flags & SQ_DATA_VALUES)) { /* the edges the creator found */
+        const char *ve = sq_config_get(m->cfg, "value_edges");
+        while (ve && *ve && c->n_value_edges < MT_MAX_VALUE_EDGES) {
+            char *end;
+            float e = strtof(ve, &end);
+            if (end == ve || (c->n_value_edges && !(e > c->value_edges[c->n_value_edges - 1])))
+                return sq_errorf(err, SQ_ERR_ARG,
+                                 "config: value_edges: increasing numbers, comma-separated");
+            c->value_edges[c->n_value_edges++] = e;
+            ve = *end == ',' ? end + 1 : end;
+        }
+    }
     c->real_time = (in->flags & SQ_DATA_REAL_TIME) != 0;
     c->use_scene = scene && in->n_scenes > 0;
     c->n_ctx_used = ctx ? (int)(in->n_ctx < MT_MAX_CTX ? in->n_ctx : MT_MAX_CTX) : 0;
@@ -93,6 +154,8 @@ static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
         strcat(list, ",behaviour");
     if (c->use_gap)
         strcat(list, ",gap");
+    if (c->n_value_edges)
+        strcat(list, ",value");
     if (c->use_scene)
         strcat(list, ",scene");
     if (c->n_ctx_used)
@@ -114,7 +177,7 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
         (rc = sq_config_int(cfg, "ffn", hidden, 1, 65536, &ffn, err)) ||
         (rc = sq_config_double(cfg, "dropout", 0.2, 0, 0.95, &dropout, err)) ||
         (rc = sq_config_choice(cfg, "act", "relu|gelu", 0, &act, err)) ||
-        (rc = sq_config_choice(cfg, "fusion", "mean|concat|attention", 0, &fusion, err)) ||
+        (rc = sq_config_choice(cfg, "fusion", "mean|concat|attention", 2, &fusion, err)) ||
         (rc = sq_config_choice(cfg, "sharing", "shared_bottom|mmoe|ple", 0, &sharing, err)) ||
         (rc = sq_config_int(cfg, "experts", 4, 1, 64, &experts, err)) ||
         (rc = sq_config_int(cfg, "task_experts", 1, 1, 16, &texp, err)) ||
@@ -229,12 +292,12 @@ static sq_status inputs_alloc(const mt_net *n, sq_arena *a, int B, int T, uint32
     uint32_t *ids = sq_arena_calloc(a, N * u4), *beh = sq_arena_calloc(a, N * u4),
              *gap = sq_arena_calloc(a, N * u4), *sc = sq_arena_calloc(a, N * u4),
              *ctx = sq_arena_calloc(a, N * nc * u4), *rs = sq_arena_calloc(a, N * u4),
-             *rc = sq_arena_calloc(a, N * nc * u4);
+             *rc = sq_arena_calloc(a, N * nc * u4), *vb = sq_arena_calloc(a, N * u4);
     float *us = sq_arena_calloc(a, N * (1 + n->cfg.n_beh) * sizeof(float));
-    if (!ids || !beh || !gap || !sc || !ctx || !rs || !rc || !us)
+    if (!ids || !beh || !gap || !sc || !ctx || !rs || !rc || !us || !vb)
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (inputs)");
     in->ids = ids, in->beh = beh, in->gap = gap, in->scene = sc, in->ctx = ctx;
-    in->rscene = rs, in->rctx = rc, in->ustat = us;
+    in->rscene = rs, in->rctx = rc, in->ustat = us, in->vbucket = vb;
     return SQ_OK;
 }
 
@@ -253,6 +316,7 @@ typedef struct {
     const int64_t *ts;
     const uint16_t *scene;
     const uint32_t *ctx; /* n_ctx per event */
+    const float *val;    /* or NULL */
 } ev_arrays;
 
 static void fill_window(const mt_net *n, mt_inputs *in, int b, const ev_arrays *e, uint32_t lo,
@@ -265,7 +329,7 @@ static void fill_window(const mt_net *n, mt_inputs *in, int b, const ev_arrays *
         seen++;
     }
     uint32_t *ids = (uint32_t *)in->ids, *bh = (uint32_t *)in->beh, *gp = (uint32_t *)in->gap,
-             *sc = (uint32_t *)in->scene, *cx = (uint32_t *)in->ctx;
+             *sc = (uint32_t *)in->scene, *cx = (uint32_t *)in->ctx, *vb = (uint32_t *)in->vbucket;
     float *us = (float *)in->ustat;
     for (uint32_t k = start; k < hi; k++) {
         size_t p = (size_t)b * T + (size_t)T - (hi - k);
@@ -274,6 +338,7 @@ static void fill_window(const mt_net *n, mt_inputs *in, int b, const ev_arrays *
         bh[p] = e->beh ? e->beh[k] : 0;
         gp[p] = k > 0 && e->ts ? sq_gap_bucket(e->ts[k - 1], e->ts[k], n->cfg.real_time) : 0;
         sc[p] = e->scene ? e->scene[k] : 0;
+        vb[p] = e->val ? mt_value_bucket(&n->cfg, e->val[k]) : 0;
         if (e->ctx)
             memcpy(cx + p * in->n_ctx, e->ctx + (size_t)k * in->n_ctx, in->n_ctx * sizeof *cx);
         cnt[bh[p] % nb]++;
@@ -298,7 +363,7 @@ static sq_status seq_inputs(const sq_model *m, sq_arena *a, const sq_seq *seqs, 
     for (uint32_t b = 0; b < B; b++) {
         const sq_seq *q = &seqs[b];
         memset(cnt, 0, nb * sizeof *cnt);
-        ev_arrays e = {q->items, q->beh, q->ts, q->scene, n_ctx ? q->ctx : NULL};
+        ev_arrays e = {q->items, q->beh, q->ts, q->scene, n_ctx ? q->ctx : NULL, q->values};
         if (q->n)
             fill_window(n, in, (int)b, &e, 0, q->n, cnt, 0, 1);
         size_t last = (size_t)b * T + T - 1;
@@ -340,7 +405,7 @@ static sq_status mt_train_batch(sq_model *m, const sq_batch *bt, sq_arena *a, sq
     const uint16_t *scn = sq_data_scenes(d);
     const uint32_t *ctx = sq_data_context(d);
     const float *val = sq_data_values(d);
-    ev_arrays e = {sq_data_items(d), beh, sq_data_times(d), scn, n_ctx ? ctx : NULL};
+    ev_arrays e = {sq_data_items(d), beh, sq_data_times(d), scn, n_ctx ? ctx : NULL, val};
     double vsum = 0;
     long vn = 0;
     for (int b = 0; b < B; b++) {
@@ -359,6 +424,8 @@ static sq_status mt_train_batch(sq_model *m, const sq_batch *bt, sq_arena *a, sq
         uint32_t hi = (uint32_t)(ev[last] - u0) + 1, lo = (uint32_t)(ev[first] - u0);
         ev_arrays eu = e;
         eu.items += u0, eu.beh += u0, eu.ts += u0, eu.scene += u0;
+        if (eu.val)
+            eu.val += u0;
         if (eu.ctx)
             eu.ctx += u0 * n_ctx;
         uint32_t seen = 0;

@@ -17,6 +17,15 @@ static int has(const mt_net *n, sq_task t) {
 
 /* ======================================== Parameters ========================================= */
 
+uint32_t mt_value_bucket(const mt_config *c, float v) {
+    if (!(v == v) || c->n_value_edges <= 0)
+        return 0;
+    uint32_t b = 1; /* edges e0 < e1 < …: v < e1 → 1, e_k <= v < e_k+1 → k + 1 */
+    for (int k = 1; k < c->n_value_edges && v >= c->value_edges[k]; k++)
+        b = (uint32_t)k + 1;
+    return b;
+}
+
 static int table(sq_params *ps, const char *name, size_t rows, int C) {
     size_t shape[2] = {rows ? rows : 1, (size_t)C};
     return sq_params_declare(ps, name, 2, shape, 1);
@@ -41,6 +50,10 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
     if (c->use_gap) {
         n->fk[n->F] = MT_F_GAP;
         n->ftab[n->F++] = table(ps, "f.gap", SQ_GAP_BUCKETS, C);
+    }
+    if (c->n_value_edges > 0) {
+        n->fk[n->F] = MT_F_VALUE;
+        n->ftab[n->F++] = table(ps, "f.value", (size_t)c->n_value_edges + 1, C);
     }
     int scene_tab = -1, *ctx_tab = n->ctx_tab;
     if (c->use_scene || c->request) {
@@ -78,9 +91,13 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
         bad |= sq_nn_linear_init(&n->item_tower, ps, "head.item", H, C, 0) < 0;
     if (has(n, SQ_TASK_NEXT_BEH))
         bad |= sq_nn_linear_init(&n->beh_head, ps, "head.beh", H, nb, 1) < 0;
-    if (has(n, SQ_TASK_VALUE))
-        bad |= sq_nn_linear_init(&n->val_lin, ps, "head.value", H, 1, 1) < 0 ||
+    n->val_item = -1;
+    if (has(n, SQ_TASK_VALUE)) {
+        size_t vb[2] = {(size_t)c->enc.n_items + 1, 1};
+        n->val_item = sq_params_declare(ps, "head.value_item", 2, vb, 1);
+        bad |= n->val_item < 0 || sq_nn_linear_init(&n->val_lin, ps, "head.value", H, 1, 1) < 0 ||
                sq_nn_linear_init(&n->val_proj, ps, "head.value_proj", H, C, 0) < 0;
+    }
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY))
         bad |= sq_nn_linear_init(&n->ctr1, ps, "head.ctr1", H + C, C, 1) < 0 ||
                sq_nn_linear_init(&n->ctr2, ps, "head.ctr2", C, 1, 1) < 0;
@@ -167,6 +184,8 @@ static uint32_t field_id(const mt_net *n, const mt_inputs *in, int f, int p) {
         return in->beh[p] < n->cfg.n_beh ? in->beh[p] : 0;
     case MT_F_GAP:
         return in->gap[p] < SQ_GAP_BUCKETS ? in->gap[p] : 0;
+    case MT_F_VALUE:
+        return in->vbucket[p] <= (uint32_t)n->cfg.n_value_edges ? in->vbucket[p] : 0;
     case MT_F_SCENE:
         return in->scene[p] < n->cfg.n_scenes ? in->scene[p] : 0;
     case MT_F_CTX: {
@@ -376,6 +395,9 @@ static sq_status heads_forward(const mt_net *n, sq_arena *a, const fwd *f, const
         sq_nn_linear_forward(h->vproj, y, sq_nn_val(ps, n->val_proj.w), NULL, M, H, C);
         sq_nn_linear_forward(h->vlin, y, sq_nn_val(ps, n->val_lin.w), sq_nn_val(ps, n->val_lin.b),
                              M, H, 1);
+        const float *bi = sq_nn_val(ps, n->val_item);
+        for (int i = 0; i < M; i++)
+            h->vlin[i] += bi[cand[i]];
     }
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY))
         if ((rc = tower_forward(&n->ctr1, &n->ctr2, ps, a, &h->ctr, slot_y(n, f, SQ_TASK_CLICK),
@@ -520,6 +542,10 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
                               yv, sq_nn_val(ps, n->val_lin.w), M, H, 1);
         sq_nn_linear_backward(dyv, sq_nn_grad(ps, n->val_proj.w), NULL, dproj, yv,
                               sq_nn_val(ps, n->val_proj.w), M, H, C);
+        sq_param *bi = &ps->p[n->val_item];
+        for (int i = 0; i < M; i++)
+            bi->grad[cand[i]] += dlin[i];
+        touch_rows(bi, cand, M);
     }
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY)) {
         float *dlc = sq_arena_calloc(a, (size_t)M * sizeof(float));

@@ -1,7 +1,8 @@
 /* mt_net.h — the multi-task, multi-behaviour sequence network (docs/multitask.md): SASRec's
  * encoder over fused event embeddings, shared by task heads through experts.
  *
- *   per event: item, behaviour, time-gap bucket, scene, context fields ─▶ F embeddings [N,F,C]
+ *   per event: item, behaviour, time-gap bucket, value bucket, scene, context fields
+ *     ─▶ F embeddings [N,F,C]
  *     ─▶ fusion (mean | concat | attention) ─▶ SASRec blocks ─▶ h [N,C]
  *   h' = h + U·u       u: the user's statistics up to that event (activity, behaviour shares)
  *   z  = h' + r        r: the request, the next event's scene and context embeddings
@@ -9,12 +10,13 @@
  *     ─▶ one representation y_t [M,H] per task slot ─▶ heads:
  *        next_item       q = z + Wn·y, softmax over all items (tied table E)
  *        next_behaviour  softmax(Wb·y + bb) over the behaviours
- *        value           bv + wv·y + (Pv·y)·E[item]
+ *        value           bv + b[item] + wv·y + (Pv·y)·E[item]
  *        click, buy      towers σ(w2·ReLU(W1 [y; E[item]] + b1) + b2): pCTR, pCVR;
  *                        pCTCVR = pCTR · pCVR (ESMM)
  *   loss = Σ_t λ_t L_t  (λ fixed) or Σ_t e^(−s_t) L_t + s_t  (uncertainty weighting, s learned)
  *
- * Tables (sparse rows): "item_emb" (the encoder's), "f.beh", "f.gap", "f.scene", "f.ctx<k>";
+ * Tables (sparse rows): "item_emb" (the encoder's), "f.beh", "f.gap", "f.value", "f.scene",
+ * "f.ctx<k>";
  * every field embedding is scaled by √C as the item's. */
 #ifndef SEQREC_MODELS_MT_NET_H
 #define SEQREC_MODELS_MT_NET_H
@@ -26,12 +28,16 @@
 
 enum { MT_MAX_CTX = 8, MT_MAX_FIELDS = 4 + MT_MAX_CTX };
 
-typedef enum { MT_F_ITEM = 0, MT_F_BEH, MT_F_GAP, MT_F_SCENE, MT_F_CTX } mt_field_kind;
+typedef enum { MT_F_ITEM = 0, MT_F_BEH, MT_F_GAP, MT_F_VALUE, MT_F_SCENE, MT_F_CTX } mt_field_kind;
+
+enum { MT_MAX_VALUE_EDGES = 31 };
 
 typedef struct {
     sq_sasrec_config enc;                        /* the encoder */
     unsigned tasks;                              /* 1 << sq_task */
     int use_beh, use_gap, use_scene, n_ctx_used; /* input fields */
+    int n_value_edges;       /* > 0: the event's value is an input, bucketed by these edges */
+    float value_edges[MT_MAX_VALUE_EDGES];
     sq_nn_fuse_kind fusion;
     int user_features; /* u on */
     int request;       /* r on */
@@ -60,6 +66,7 @@ typedef struct {
     sq_nn_linear beh_head;               /* H -> n_beh */
     sq_nn_linear val_lin;                /* H -> 1 */
     sq_nn_linear val_proj;               /* H -> C, dotted with E[item] */
+    int val_item;                        /* [n_items + 1, 1] per-item value bias, sparse rows */
     sq_nn_linear ctr1, ctr2, cvr1, cvr2; /* (H + C) -> C -> 1 */
     int logvar;                          /* [SQ_TASK_N] s_t, or −1 */
 } mt_net;
@@ -67,11 +74,12 @@ typedef struct {
 /* Inputs of one forward: B sequences of T positions, left-padded; ids are table rows (item id +
  * 1, 0 = padding). Field values per position (0 at padding): beh, gap, scene [N]; ctx [N, n_ctx]
  * (the dataset's context fields, all of them); ustat [N, 1 + n_beh]; request scene and context
- * per position: rscene [N], rctx [N, n_ctx]. */
+ * per position: rscene [N], rctx [N, n_ctx]; vbucket [N] the value bucket of each input
+ * (mt_value_bucket; 0 = none). */
 typedef struct {
     int B, T;
     const uint32_t *ids;
-    const uint32_t *beh, *gap, *scene, *ctx;
+    const uint32_t *beh, *gap, *scene, *ctx, *vbucket;
     const float *ustat;
     const uint32_t *rscene, *rctx;
     uint32_t n_ctx;
@@ -83,6 +91,9 @@ typedef struct {
     const uint32_t *beh;  /* [N] its behaviour */
     const float *value;   /* [N] its value, NaN = none */
 } mt_targets;
+
+/* Bucket of value v for the edges of c: 0 when NaN or no edges, else 1 + the edges <= v. */
+uint32_t mt_value_bucket(const mt_config *c, float v);
 
 sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err);
 void mt_net_free(mt_net *n);

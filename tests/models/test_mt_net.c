@@ -34,7 +34,7 @@ typedef struct {
     sq_arena *a;
     mt_inputs in;
     mt_targets tg;
-    uint32_t gap[NN], scene[NN], ctx[NN], rscene[NN], rctx[NN];
+    uint32_t gap[NN], scene[NN], ctx[NN], rscene[NN], rctx[NN], vb[NN];
     float ustat[NN * (1 + NB)], value[NN];
 } fixture;
 
@@ -54,6 +54,9 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     c.tasks = tasks;
     c.use_beh = c.use_gap = c.use_scene = 1;
     c.n_ctx_used = NCTX;
+    c.n_value_edges = 5; /* ratings 1..5 */
+    for (int k = 0; k < 5; k++)
+        c.value_edges[k] = (float)(k + 1);
     c.fusion = fusion;
     c.user_features = 1;
     c.request = 1;
@@ -100,6 +103,7 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     }
     for (int n = 0; n < NN; n++) {
         f->gap[n] = (uint32_t)(n * 3 % SQ_GAP_BUCKETS);
+        f->vb[n] = mt_value_bucket(&f->net.cfg, 0.5f + (float)(n % 6));
         f->scene[n] = (uint32_t)(n % NS);
         f->ctx[n] = (uint32_t)(n * 2 % CTX0);
         f->rscene[n] = (uint32_t)((n + 1) % NS);
@@ -108,8 +112,18 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
         for (int k = 0; k <= NB; k++)
             f->ustat[n * (1 + NB) + k] = sq_rng_uniform(&rng);
     }
-    f->in = (mt_inputs){BB,       TT,       IN,       BEH,      f->gap, f->scene,
-                        f->ctx,   f->ustat, f->rscene, f->rctx, NCTX};
+    f->in = (mt_inputs){.B = BB,
+                        .T = TT,
+                        .ids = IN,
+                        .beh = BEH,
+                        .gap = f->gap,
+                        .scene = f->scene,
+                        .ctx = f->ctx,
+                        .vbucket = f->vb,
+                        .ustat = f->ustat,
+                        .rscene = f->rscene,
+                        .rctx = f->rctx,
+                        .n_ctx = NCTX};
     f->tg = (mt_targets){TG, TBEH, f->value};
     f->a = sq_arena_create(mt_net_scratch(&f->net, BB, TT) + (4u << 20));
     assert_non_null(f->a);
@@ -295,6 +309,23 @@ static void test_predict_matches_step(void **state) {
     fx_free(&f);
 }
 
+/* Value buckets over edges 1..5: below the first edge → 1, [e_k, e_k+1) → k + 1, NaN → 0. */
+static void test_value_bucket(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 1u << SQ_TASK_NEXT_ITEM, 0);
+    const mt_config *c = &f.net.cfg;
+    assert_int_equal(mt_value_bucket(c, NAN), 0);
+    assert_int_equal(mt_value_bucket(c, -3.0f), 1);
+    assert_int_equal(mt_value_bucket(c, 1.0f), 1);
+    assert_int_equal(mt_value_bucket(c, 1.99f), 1);
+    assert_int_equal(mt_value_bucket(c, 2.0f), 2);
+    assert_int_equal(mt_value_bucket(c, 4.5f), 4);
+    assert_int_equal(mt_value_bucket(c, 5.0f), 5);
+    assert_int_equal(mt_value_bucket(c, 1e9f), 5);
+    fx_free(&f);
+}
+
 static void test_bad_target(void **state) {
     (void)state;
     fixture f;
@@ -319,6 +350,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_ple),
         cmocka_unit_test(test_total_loss),
         cmocka_unit_test(test_predict_matches_step),
+        cmocka_unit_test(test_value_bucket),
         cmocka_unit_test(test_bad_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
