@@ -1,9 +1,9 @@
-/* tasks_eval.c — per-task, per-scene evaluation of multi-task models (tasks.h): one sample per
- * user (the first target of the part), predictions in batches, metrics overall and per request
- * scene with 95 % bootstrap intervals. A bootstrap round draws each sample's multiplicity and
- * recomputes every metric as a weighted one, AUC included (one pass over the order sorted once),
- * so a round costs O(n). */
-#include "seqrec/tasks.h"
+/* tasks_eval.c — per-task, per-scene evaluation of multi-task models (tasks.h): one sq_task_sample
+ * per user (the first target of the part), predictions in batches, metrics overall and per request
+ * scene with 95 % bootstrap intervals. A bootstrap round draws each sq_task_sample's multiplicity
+ * and recomputes every metric as a weighted one, AUC included (one pass over the order sorted
+ * once), so a round costs O(n). */
+#include "eval/task_metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,20 +26,13 @@ sq_task sq_task_metric_task(sq_task_metric t) {
     return t < SQ_TM_N ? TM_TASK[t] : SQ_TASK_N;
 }
 
-typedef struct {
-    uint8_t beh, pred_beh, click, buy;
-    float value, pred_value, ctr, cvr, ctcvr;
-    float ndcg, hr;
-    uint32_t group; /* 1 + scene, or 0 when beyond the reported scenes */
-} sample;
-
 /* ===================================== Weighted metrics ===================================== */
 
 static double clampp(double p) {
     return p < 1e-7 ? 1e-7 : (p > 1 - 1e-7 ? 1 - 1e-7 : p);
 }
 
-static float score_of(const sample *x, int which) {
+static float score_of(const sq_task_sample *x, int which) {
     return which == 0 ? x->ctr : which == 1 ? x->cvr : x->ctcvr;
 }
 
@@ -54,7 +47,7 @@ static int cmp_keyed(const void *a, const void *b) {
 }
 
 /* Weighted AUC over idx sorted ascending by the score; label(i) and included(i) per which. */
-static double auc_sorted(const sample *s, const uint32_t *ord, size_t n, const double *w,
+static double auc_sorted(const sq_task_sample *s, const uint32_t *ord, size_t n, const double *w,
                          int which) {
     double pos = 0, neg = 0, area = 0, neg_below = 0;
     size_t i = 0;
@@ -63,7 +56,7 @@ static double auc_sorted(const sample *s, const uint32_t *ord, size_t n, const d
         float v = score_of(&s[ord[i]], which);
         double gp = 0, gn = 0;
         while (j < n && score_of(&s[ord[j]], which) == v) {
-            const sample *x = &s[ord[j]];
+            const sq_task_sample *x = &s[ord[j]];
             double wt = w ? w[ord[j]] : 1.0;
             int y = which == 0 ? x->click : x->buy;
             if (y)
@@ -81,16 +74,16 @@ static double auc_sorted(const sample *s, const uint32_t *ord, size_t n, const d
     return pos > 0 && neg > 0 ? area / (pos * neg) : NAN;
 }
 
-/* Every metric of one group (samples idx[0..n)), with multiplicities w (NULL: 1 each).
- * ord[k]: the group's samples eligible for AUC k, sorted by its score. */
-static void metrics(const sample *s, const uint32_t *idx, size_t n, const double *w,
+/* Every metric of one group (sq_task_samples idx[0..n)), with multiplicities w (NULL: 1 each).
+ * ord[k]: the group's sq_task_samples eligible for AUC k, sorted by its score. */
+static void metrics(const sq_task_sample *s, const uint32_t *idx, size_t n, const double *w,
                     uint32_t *const ord[3], const size_t nord[3], uint32_t n_beh, double *out) {
     double W = 0, ndcg = 0, hr = 0, acc = 0, vw = 0, se = 0, ae = 0;
     double ll[3] = {0}, llw[3] = {0};
     double tp[SQ_TASK_MAX_BEH] = {0}, fp[SQ_TASK_MAX_BEH] = {0}, fn[SQ_TASK_MAX_BEH] = {0};
     double cls[SQ_TASK_MAX_BEH] = {0};
     for (size_t k = 0; k < n; k++) {
-        const sample *x = &s[idx[k]];
+        const sq_task_sample *x = &s[idx[k]];
         double wt = w ? w[idx[k]] : 1.0;
         if (wt == 0)
             continue;
@@ -165,15 +158,16 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Metrics of one group with bootstrap intervals. */
-static sq_status group_stats(const sample *s, const uint32_t *idx, size_t n, uint32_t n_beh,
-                             uint32_t rounds, uint64_t seed, sq_eval_stat *out, sq_error *err) {
+sq_status sq_task_group_stats(const sq_task_sample *s, const uint32_t *idx, size_t n,
+                              uint32_t n_beh, uint32_t rounds, uint64_t seed, sq_eval_stat *out,
+                              sq_error *err) {
     uint32_t *ord[3] = {NULL, NULL, NULL};
     size_t nord[3] = {0, 0, 0};
-    double *w = sq_calloc(n ? n : 1, sizeof *w); /* multiplicities of the group's samples */
+    double *w = sq_calloc(n ? n : 1, sizeof *w); /* multiplicities of the group's sq_task_samples */
     double *vals = rounds ? sq_mallocn((size_t)rounds * SQ_TM_N, sizeof *vals) : NULL;
     double *col = rounds ? sq_mallocn(rounds, sizeof *col) : NULL;
-    sample *g = sq_mallocn(n ? n : 1, sizeof *g); /* the group's samples, contiguous */
+    sq_task_sample *g =
+        sq_mallocn(n ? n : 1, sizeof *g); /* the group's sq_task_samples, contiguous */
     uint32_t *id = sq_mallocn(n ? n : 1, sizeof *id);
     sq_status rc = SQ_OK;
     if (!w || !g || !id || (rounds && (!vals || !col))) {
@@ -277,7 +271,7 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
     }
     sq_status rc = SQ_OK;
     const uint32_t B = 256;
-    sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
+    sq_task_sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
     uint32_t *cand = sq_mallocn(B, sizeof *cand);
     uint16_t *rscene = sq_mallocn(B, sizeof *rscene);
@@ -316,7 +310,7 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
         for (uint32_t b = 0; b < nb; b++) {
             uint32_t u = users[start + b], first = seqs[b].n;
             uint64_t e = off[u] + first;
-            sample *x = &smp[start + b];
+            sq_task_sample *x = &smp[start + b];
             memset(x, 0, sizeof *x);
             x->beh = beh[e];
             x->click = lab.click[beh[e]];
@@ -353,7 +347,8 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
             if (g == 0 || smp[i].group == g)
                 idx[n++] = i;
         r->n[g] = n;
-        rc = group_stats(smp, idx, n, info->n_behaviours, o->bootstrap, o->seed + g, r->m[g], err);
+        rc = sq_task_group_stats(smp, idx, n, info->n_behaviours, o->bootstrap, o->seed + g,
+                                 r->m[g], err);
     }
     r->seconds = sq_now() - t0;
 done:
