@@ -50,7 +50,7 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
 typedef struct {
     uint32_t epochs_run; /* epochs trained */
     uint32_t best_epoch; /* 1-based epoch of the kept parameters */
-    double best_ndcg10;  /* its validation NDCG@10 */
+    double best_ndcg10;  /* its validation NDCG@10 (without next_item: the task score) */
     double seconds;      /* training wall time, validation included */
     double last_loss;    /* mean loss of the last epoch */
 } sq_train_result;

@@ -128,6 +128,48 @@ static void log_epoch(FILE *f, uint32_t epoch, double loss, const task_acc *ta, 
     cJSON_Delete(o);
 }
 
+/* The validation score of a model without next_item: the mean over its tasks of buy's and
+ * click's AUC, next_behaviour's macro-F1 and 1 / (1 + value's RMSE) (each in [0, 1], higher
+ * is better). */
+static double task_score(const sq_task_eval *te) {
+    const sq_task_metric pick[] = {SQ_TM_CTCVR_AUC, SQ_TM_CTR_AUC, SQ_TM_BEH_F1, SQ_TM_VAL_RMSE};
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        double v = te->m[0][pick[i]].mean;
+        if (!((te->tasks >> sq_task_metric_task(pick[i])) & 1u) || !isfinite(v))
+            continue;
+        sum += pick[i] == SQ_TM_VAL_RMSE ? 1.0 / (1.0 + v) : v;
+        n++;
+    }
+    return n ? sum / n : 0;
+}
+
+/* The task metrics of a validation as one more JSON line: {"valid_tasks": {"buy": {"auc": …}}}
+ * (the epoch line before it names the epoch). */
+static void log_valid_tasks(FILE *f, const sq_task_eval *te) {
+    if (!f || !te)
+        return;
+    cJSON *o = cJSON_CreateObject(), *v = cJSON_AddObjectToObject(o, "valid_tasks");
+    for (int k = 0; k < SQ_TM_N; k++) {
+        sq_task t = sq_task_metric_task((sq_task_metric)k);
+        double x = te->m[0][k].mean;
+        if (!((te->tasks >> t) & 1u) || !isfinite(x))
+            continue;
+        cJSON *to = cJSON_GetObjectItem(v, sq_task_name(t));
+        if (!to)
+            to = cJSON_AddObjectToObject(v, sq_task_name(t));
+        cJSON_AddNumberToObject(to, sq_task_metric_name((sq_task_metric)k), x);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fprintf(f, "%s\n", s);
+        fflush(f);
+    }
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
 sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_train_opts *o,
                    sq_train_result *r, sq_error *err) {
     memset(r, 0, sizeof *r);
@@ -237,18 +279,42 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                           mean_loss, train_s);
             continue;
         }
-        sq_eval_result vr;
-        if ((rc = sq_evaluate(m, d, s, &vo, &vr, err)))
-            goto done;
-        double ndcg = vr.m[0][SQ_M_NDCG].mean, hr = vr.m[0][SQ_M_HR].mean;
+        /* validation: next-item ranking, and the task heads of a multi-task model (on an even
+         * spread of at most 5,000 users); a model without next_item is judged by its tasks */
+        double ndcg = -1, hr = -1, score;
+        const unsigned tasks = sq_model_tasks(m, NULL);
+        const int ranks = !tasks || (tasks >> SQ_TASK_NEXT_ITEM & 1u);
+        if (ranks) {
+            sq_eval_result vr;
+            if ((rc = sq_evaluate(m, d, s, &vo, &vr, err)))
+                goto done;
+            ndcg = vr.m[0][SQ_M_NDCG].mean, hr = vr.m[0][SQ_M_HR].mean;
+        }
+        score = ndcg;
+        sq_task_eval tev, *tep = NULL;
+        if (tasks & ~(1u << SQ_TASK_NEXT_ITEM)) {
+            sq_eval_opts to = vo;
+            to.max_users = vo.max_users && vo.max_users < 5000 ? vo.max_users : 5000;
+            if ((rc = sq_evaluate_tasks(m, d, s, &to, &tev, err)))
+                goto done;
+            tep = &tev;
+            if (!ranks)
+                score = task_score(&tev);
+        }
         log_epoch(o->metrics_log, ep, mean_loss, &ta, ndcg, hr, train_s, sq_now() - tv, targets,
                   sq_lr_at(&sched, step));
-        sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
-                      "epoch %u: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f, %.1f s (%.0f "
-                      "targets/s)",
-                      ep, mean_loss, ndcg, hr, train_s, train_s > 0 ? targets / train_s : 0);
-        if (ndcg > r->best_ndcg10) {
-            r->best_ndcg10 = ndcg;
+        log_valid_tasks(o->metrics_log, tep);
+        if (ranks)
+            sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
+                          "epoch %u: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f, %.1f s (%.0f "
+                          "targets/s)",
+                          ep, mean_loss, ndcg, hr, train_s, train_s > 0 ? targets / train_s : 0);
+        else
+            sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
+                          "epoch %u: loss %.4f, valid task score %.4f, %.1f s (%.0f targets/s)", ep,
+                          mean_loss, score, train_s, train_s > 0 ? targets / train_s : 0);
+        if (score > r->best_ndcg10) {
+            r->best_ndcg10 = score;
             r->best_epoch = ep;
             memcpy(best, ps->values, ps->total * sizeof *best);
             since_best = 0;
