@@ -76,6 +76,11 @@ typedef struct {
  * SQ_ERR_ARG for a model that is not multi-task. */
 sq_status sq_model_predict_tasks(const sq_model *m, const sq_seq *seqs, const uint32_t *items,
                                  uint32_t B, sq_task_pred *out, sq_arena *a, sq_error *err);
+/* One sequence against K candidate items: value, pCTR, pCVR, pCTCVR of each (p_beh NaN). The
+ * arena needs sq_model_predict_items_scratch(m, K) bytes. SQ_ERR_ARG: not a multi-task model. */
+sq_status sq_model_predict_items(const sq_model *m, const sq_seq *seq, const uint32_t *items,
+                                 uint32_t K, sq_task_pred *out, sq_arena *a, sq_error *err);
+size_t sq_model_predict_items_scratch(const sq_model *m, uint32_t K);
 /* Tasks of a multi-task model (bit mask of sq_task), 0 for any other model; the click and buy
  * behaviour sets in *lab when not NULL. */
 unsigned sq_model_tasks(const sq_model *m, sq_task_labels *lab);

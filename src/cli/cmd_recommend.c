@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
+#include "seqrec/tasks.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -39,8 +40,7 @@ static void print_list(const sq_dataset *d, const char *what, const char *id, co
         cJSON_Delete(o);
         return;
     }
-    printf("%s %s (model %s, %s scores%s)\n", what, id, model, score,
-           prob ? ", p = σ(uᵀy)" : "");
+    printf("%s %s (model %s, %s scores%s)\n", what, id, model, score, prob ? ", p = σ(uᵀy)" : "");
     for (uint32_t i = 0; i < n; i++) {
         size_t tl = 0;
         const char *text = sq_data_item_text(d, ids[i], &tl);
@@ -76,8 +76,56 @@ static void cosine_scores(const sq_model *m, const float *u, float *scores, uint
     }
 }
 
+/* Objective scores of every item for a multi-task model: p(click), p(click) · p(buy | click),
+ * or that times the item's first numeric attribute (0 where missing). */
+static sq_status objective_scores(const sq_model *m, const sq_dataset *d, const sq_seq *q, int obj,
+                                  float *scores, sq_error *err) {
+    const uint32_t ni = sq_data_info_of(d)->n_items, K = 4096;
+    const float *num = sq_data_item_num(d);
+    const uint32_t nnum = sq_data_info_of(d)->n_item_num;
+    if (obj == 3 && !nnum)
+        return sq_errorf(err, SQ_ERR_ARG,
+                         "--objective revenue: the items carry no numeric "
+                         "attribute (a price column)");
+    unsigned tasks = sq_model_tasks(m, NULL);
+    if (!(tasks >> (obj == 1 ? SQ_TASK_CLICK : SQ_TASK_BUY) & 1u))
+        return sq_errorf(err, SQ_ERR_ARG,
+                         "--objective %s: the model was not trained with the %s "
+                         "task (--tasks)",
+                         obj == 1   ? "click"
+                         : obj == 2 ? "buy"
+                                    : "revenue",
+                         obj == 1 ? "click" : "buy");
+    sq_task_pred *p = sq_mallocn(K, sizeof *p);
+    uint32_t *ids = sq_mallocn(K, sizeof *ids);
+    sq_arena *a = sq_arena_create(sq_model_predict_items_scratch(m, K));
+    sq_status rc = SQ_OK;
+    if (!p || !ids || !a)
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    for (uint32_t start = 0; start < ni && !rc; start += K) {
+        uint32_t n = ni - start < K ? ni - start : K;
+        for (uint32_t i = 0; i < n; i++)
+            ids[i] = start + i;
+        sq_arena_reset(a);
+        if ((rc = sq_model_predict_items(m, q, ids, n, p, a, err)))
+            break;
+        for (uint32_t i = 0; i < n; i++) {
+            float v = obj == 1 ? p[i].ctr : p[i].ctcvr;
+            if (obj == 3) {
+                float price = num[(size_t)(start + i) * nnum];
+                v *= isfinite(price) && price > 0 ? price : 0.0f;
+            }
+            scores[start + i] = v;
+        }
+    }
+    sq_free(p);
+    sq_free(ids);
+    sq_arena_free(a);
+    return rc;
+}
+
 static int run(int argc, char **argv, int similar) {
-    const char *pos[2], *who = NULL, *score_kind = "dot";
+    const char *pos[2], *who = NULL, *score_kind = "dot", *objective = "next_item";
     int npos = 0, json = 0, keep = 0;
     uint64_t k = 10;
     const sq_opt rec_opts[] = {
@@ -85,25 +133,29 @@ static int run(int argc, char **argv, int similar) {
         {"k", OPT_U64, &k, "K", "how many (default 10)", 0, 0},
         {"keep-history", OPT_FLAG, &keep, NULL, "also recommend items the user already had", 0, 0},
         {"score", OPT_STR, &score_kind, "S", "dot (the model's scores, default) or cosine", 0, 0},
+        {"objective", OPT_STR, &objective, "O",
+         "multi-task models: rank by next_item (default), click = p(click), buy = p(click) x "
+         "p(buy | click), revenue = buy x the item's price (its first numeric attribute)",
+         0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
     const sq_opt sim_opts[] = {
         {"item", OPT_STR, &who, "ID", "the item (external id as in the input log)", 0, 0},
         {"k", OPT_U64, &k, "K", "how many (default 10)", 0, 0},
         {"score", OPT_STR, &score_kind, "S",
-         "dot (the model's scores after the item, default) or cosine (between item vectors)", 0,
-         0},
+         "dot (the model's scores after the item, default) or cosine (between item vectors)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
     sq_cli_spec spec = {
-        similar ? "seqrec similar model.sqm data.sqd --item ID [-k 10] [--score dot|cosine] [--json]"
-                : "seqrec recommend model.sqm data.sqd --user ID [-k 10] [--score dot|cosine] "
-                  "[--json]",
+        similar
+            ? "seqrec similar model.sqm data.sqd --item ID [-k 10] [--score dot|cosine] [--json]"
+            : "seqrec recommend model.sqm data.sqd --user ID [-k 10] [--score dot|cosine] "
+              "[--json]",
         similar ? "Items the model finds nearest to an item (as the next item after it)."
                 : "Top-k items for a user from their whole history; items they already had are "
                   "excluded.",
         similar ? sim_opts : rec_opts,
-        similar ? 4 : 5,
+        similar ? 4 : 6,
         pos,
         2,
         2,
@@ -115,6 +167,15 @@ static int run(int argc, char **argv, int similar) {
     if (!who || k < 1 || k > 10000) {
         fprintf(stderr, "seqrec %s: %s ID is required and -k must be 1..10000\n", cmd,
                 similar ? "--item" : "--user");
+        return 2;
+    }
+    static const char *const objs[] = {"next_item", "click", "buy", "revenue"};
+    int obj = -1;
+    for (int i = 0; i < 4; i++)
+        obj = !strcmp(objective, objs[i]) ? i : obj;
+    if (obj < 0) {
+        fprintf(stderr, "seqrec %s: --objective '%s': expected next_item, click, buy or revenue\n",
+                "recommend", objective);
         return 2;
     }
     const int cosine = !strcmp(score_kind, "cosine");
@@ -153,8 +214,10 @@ static int run(int argc, char **argv, int similar) {
     }
     const int vectors = m->ops->item_vectors && m->ops->seq_vectors;
     if (cosine && !vectors) {
-        sq_errorf(&err, SQ_ERR_ARG, "model '%s' has no item vectors: --score cosine needs an "
-                                    "embedding model (e.g. sasrec)", m->ops->name);
+        sq_errorf(&err, SQ_ERR_ARG,
+                  "model '%s' has no item vectors: --score cosine needs an "
+                  "embedding model (e.g. sasrec)",
+                  m->ops->name);
         goto done;
     }
     uint32_t dim = 0;
@@ -173,18 +236,28 @@ static int run(int argc, char **argv, int similar) {
     if (vectors && query_vector(m, &q, similar && cosine, u, a, &err))
         goto done;
     sq_arena_reset(a);
-    if (cosine)
+    char score_name[160];
+    snprintf(score_name, sizeof score_name, "%s", cosine ? "cosine" : "dot");
+    if (obj > 0) {
+        if (objective_scores(m, d, &q, obj, scores, &err))
+            goto done;
+        snprintf(score_name, sizeof score_name, "%s%s%s",
+                 obj == 1 ? "p(click)" : "p(click) x p(buy | click)", obj == 3 ? " x " : "",
+                 obj == 3 ? sq_data_item_num_name(d, 0) : "");
+    } else if (cosine) {
         cosine_scores(m, u, scores, ni);
-    else if (sq_model_score(m, &q, 1, scores, a, &err))
+    } else if (sq_model_score(m, &q, 1, scores, a, &err)) {
         goto done;
+    }
     uint32_t n = sq_topk(scores, ni, (uint32_t)k, q.items, similar || !keep ? q.n : 0, ids, vals);
     if (vectors) {
         const float *Y = m->ops->item_vectors(m, &dim);
         for (uint32_t i = 0; i < n; i++)
-            prob[i] = 1.0f / (1.0f + expf(-cblas_sdot((int)dim, u, 1, Y + (size_t)ids[i] * dim, 1)));
+            prob[i] =
+                1.0f / (1.0f + expf(-cblas_sdot((int)dim, u, 1, Y + (size_t)ids[i] * dim, 1)));
     }
-    print_list(d, similar ? "item" : "user", who, ids, vals, vectors ? prob : NULL, n, json,
-               m->ops->name, cosine ? "cosine" : "dot");
+    print_list(d, similar ? "item" : "user", who, ids, vals, vectors && obj <= 0 ? prob : NULL, n,
+               json, m->ops->name, score_name);
     ret = 0;
 done:
     if (ret)

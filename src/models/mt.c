@@ -563,3 +563,25 @@ sq_status sq_model_predict_tasks(const sq_model *m, const sq_seq *seqs, const ui
         return rc;
     return mt_net_predict(&((const mt_model *)m->impl)->net, a, &in, NULL, items, out, NULL, err);
 }
+
+sq_status sq_model_predict_items(const sq_model *m, const sq_seq *seq, const uint32_t *items,
+                                 uint32_t K, sq_task_pred *out, sq_arena *a, sq_error *err) {
+    if (m->ops != &mt_ops)
+        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
+                         m->ops->name);
+    mt_inputs in;
+    sq_status rc = seq_inputs(m, a, seq, 1, &in, err);
+    if (rc)
+        return rc;
+    return mt_net_predict_items(&((const mt_model *)m->impl)->net, a, &in, items, (int)K, out, err);
+}
+
+size_t sq_model_predict_items_scratch(const sq_model *m, uint32_t K) {
+    if (m->ops != &mt_ops)
+        return 0;
+    const mt_net *n = &((const mt_model *)m->impl)->net;
+    size_t row = (size_t)(8 * (n->cfg.expert_hidden + n->cfg.enc.hidden) +
+                          n->n_slots * n->cfg.expert_hidden + 16) *
+                 sizeof(float);
+    return mt_scratch(m, 1, 0) + (size_t)K * row + (1u << 20);
+}

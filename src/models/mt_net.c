@@ -699,3 +699,42 @@ sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, floa
     }
     return SQ_OK;
 }
+
+sq_status mt_net_predict_items(const mt_net *n, sq_arena *a, const mt_inputs *in,
+                               const uint32_t *items, int K, sq_task_pred *pred, sq_error *err) {
+    if (in->B != 1 || K < 1)
+        return sq_errorf(err, SQ_ERR_ARG, "multi-task: one sequence, at least one item");
+    const int T = in->T, C = n->cfg.enc.hidden, H = n->cfg.expert_hidden;
+    int sel = T - 1;
+    fwd f;
+    sq_status rc = forward(n, a, in, &sel, 1, NULL, &f, err);
+    if (rc)
+        return rc;
+    /* the one sequence's rows repeated for K candidates */
+    fwd g = f;
+    g.M = K;
+    g.z = sq_arena_alloc(a, (size_t)K * C * sizeof(float));
+    g.y = sq_arena_alloc(a, (size_t)n->n_slots * K * H * sizeof(float));
+    uint32_t *cand = sq_arena_alloc(a, (size_t)K * sizeof(uint32_t));
+    if (!g.z || !g.y || !cand)
+        return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (candidates)");
+    for (int i = 0; i < K; i++) {
+        memcpy(g.z + (size_t)i * C, f.z, (size_t)C * sizeof(float));
+        for (int s = 0; s < n->n_slots; s++)
+            memcpy(g.y + ((size_t)s * K + i) * H, f.y + (size_t)s * H, (size_t)H * sizeof(float));
+        cand[i] = items[i] < (uint32_t)n->cfg.enc.n_items ? items[i] + 1 : 0;
+    }
+    heads h;
+    if ((rc = heads_forward(n, a, &g, cand, &h, err)))
+        return rc;
+    for (int i = 0; i < K; i++) {
+        sq_task_pred *o = &pred[i];
+        for (int k = 0; k < SQ_TASK_MAX_BEH; k++)
+            o->p_beh[k] = NAN;
+        o->value = h.vlin ? value_of(&h, i, C) : NAN;
+        o->ctr = h.ctr.logit ? sigm(h.ctr.logit[i]) : NAN;
+        o->cvr = h.cvr.logit ? sigm(h.cvr.logit[i]) : NAN;
+        o->ctcvr = o->ctr * o->cvr;
+    }
+    return SQ_OK;
+}

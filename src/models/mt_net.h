@@ -36,7 +36,7 @@ typedef struct {
     sq_sasrec_config enc;                        /* the encoder */
     unsigned tasks;                              /* 1 << sq_task */
     int use_beh, use_gap, use_scene, n_ctx_used; /* input fields */
-    int n_value_edges;       /* > 0: the event's value is an input, bucketed by these edges */
+    int n_value_edges; /* > 0: the event's value is an input, bucketed by these edges */
     float value_edges[MT_MAX_VALUE_EDGES];
     sq_nn_fuse_kind fusion;
     int user_features; /* u on */
@@ -110,5 +110,10 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
  * candidate. */
 sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, float *scores,
                          const uint32_t *items, sq_task_pred *pred, float *qvec, sq_error *err);
+
+/* One sequence (in->B == 1) against K candidate items (dataset ids): value, pCTR, pCVR, pCTCVR
+ * per candidate (the next-behaviour distribution does not depend on the item: NaN here). */
+sq_status mt_net_predict_items(const mt_net *n, sq_arena *a, const mt_inputs *in,
+                               const uint32_t *items, int K, sq_task_pred *pred, sq_error *err);
 
 #endif

@@ -36,6 +36,21 @@ done
 $BIN eval -q "$T/m.sqm" "$T/g.sqd" --bootstrap 20 > "$T/eval.txt"
 grep -q "next_behaviour *macro_f1" "$T/eval.txt" || fail "text output"
 
+# recommend by an objective: stated in the output, scores are probabilities, ordered
+U=$(head -2 "$T/g.csv" | tail -1 | cut -d, -f1)
+R=$($BIN recommend "$T/m.sqm" "$T/g.sqd" --user "$U" -k 5 --objective buy --json)
+python3 - "$R" <<'PY' || fail "recommend --objective buy: $R"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["score"] == "p(click) x p(buy | click)", r["score"]
+s = [i["score"] for i in r["items"]]
+assert len(s) == 5 and all(0 < x < 1 for x in s) and s == sorted(s, reverse=True), s
+PY
+if $BIN recommend "$T/m.sqm" "$T/g.sqd" --user "$U" --objective revenue 2> "$T/err"; then
+  fail "revenue without a price accepted"
+fi
+grep -q "price" "$T/err" || fail "revenue error: $(cat "$T/err")"
+
 # a model without next_item: validated by its tasks
 $BIN train -q "$T/g.sqd" --model sasrec --tasks buy --set epochs=2 --set hidden=16 \
   --set maxlen=10 --threads 2 --json -o "$T/b.sqm" > "$T/b.json"

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# multitask.sh — the multi-task benchmark of docs/benchmarks.md: single-task models against
+# shared-bottom, MMoE and PLE multi-task SASRec, every task's test metrics with 95 % bootstrap
+# intervals and the training time, on
+#   gen      a generated log (--events, default 300,000) with a view → click → cart → buy funnel,
+#            three scenes and context fields (docs/generator.md)
+#   ml-100k  next item and rating regression (../shared/data/ml-100k)
+#   taobao   pv/fav/cart/buy with categories and Chinese titles: a smoke test of the format
+#
+#   bench/multitask.sh [--sets "gen ml-100k taobao"] [--events N] [--epochs E] [--threads 2]
+#                      [--out DIR] [--set key=value]...
+#
+# A benchmark, not a test: minutes to hours on 2 cores depending on --events.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${SEQREC_BIN:-build/seqrec}
+DATA=${SEQREC_DATA:-../shared/data}
+SETS="gen ml-100k taobao"
+EVENTS=300000
+EPOCHS=20
+THREADS=2
+OUT=out/bench-multitask
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sets) SETS=$2; shift 2 ;;
+    --events) EVENTS=$2; shift 2 ;;
+    --epochs) EPOCHS=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --set) EXTRA+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "multitask.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -x "$BIN" ] || { echo "multitask.sh: $BIN not built (scripts/build.sh)" >&2; exit 2; }
+mkdir -p "$OUT"
+
+# run SET NAME TASKS [extra args...]: trains, evaluates, prints one row
+run() {
+  local set=$1 name=$2 tasks=$3
+  shift 3
+  local sqd="$OUT/$set.sqd" base="$OUT/$set.$name"
+  echo "multitask.sh: $set $name ..." >&2
+  local cmd="seqrec train $set.sqd --model sasrec --tasks $tasks $* --set epochs=$EPOCHS${EXTRA[*]:+ ${EXTRA[*]}} --threads $THREADS -o m.sqm"
+  if ! "$BIN" train "$sqd" --model sasrec --tasks "$tasks" "$@" --set "epochs=$EPOCHS" \
+      ${EXTRA[@]+"${EXTRA[@]}"} --threads "$THREADS" -o "$base.sqm" --json \
+      --metrics-log "$base.jsonl" > "$base.train.json" 2> "$base.train.err"; then
+    echo "| $set | $name | failed: $(tail -1 "$base.train.err") |"
+    return
+  fi
+  "$BIN" eval -q "$base.sqm" "$sqd" --threads "$THREADS" --json --bootstrap 500 > "$base.eval.json"
+  python3 - "$base.train.json" "$base.eval.json" "$set" "$name" "$cmd" <<'PY'
+import json, sys
+tr, ev = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+t = ev.get("tasks", {})
+def cell(task, metric):
+    x = t.get(task, {})
+    v = x.get(metric)
+    if v is None:
+        return "–"
+    lo, hi = x.get("ci95", {}).get(metric, [v, v])
+    return f"{v:.4f} [{lo:.4f}, {hi:.4f}]"
+cols = [cell("next_item", "ndcg@10"), cell("next_behaviour", "accuracy"),
+        cell("next_behaviour", "macro_f1"), cell("click", "auc"), cell("buy", "auc"),
+        cell("buy", "cvr_auc"), cell("value", "rmse"), cell("value", "mae")]
+maj = t.get("next_behaviour", {}).get("majority_accuracy")
+print(f"| {sys.argv[3]} | {sys.argv[4]} | " + " | ".join(cols) +
+      f" | {'%.4f' % maj if maj is not None else '–'} | {tr['seconds']:.0f} s, "
+      f"{tr['epochs']} ep ({tr.get('best_epoch', 1)}) | `{sys.argv[5]}` |")
+PY
+}
+
+echo "| data | model | next_item NDCG@10 | next_behaviour accuracy | macro-F1 | click AUC | buy (CTCVR) AUC | CVR AUC | value RMSE | value MAE | majority accuracy | training | command |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for set in $SETS; do
+  sqd="$OUT/$set.sqd"
+  case "$set" in
+    gen)
+      if [ ! -f "$sqd" ]; then
+        "$BIN" generate -q --users $((EVENTS / 50)) --items $((EVENTS / 500 + 200)) \
+          --events "$EVENTS" --behaviours view,click,cart,buy --seed 1 -o "$OUT/gen.csv"
+        "$BIN" ingest -q "$OUT/gen.csv" -o "$sqd"
+      fi
+      all=next_item,next_behaviour,click,buy
+      for t in next_item next_behaviour click buy; do run gen "single:$t" "$t"; done
+      for s in shared_bottom mmoe ple; do run gen "$s" "$all" --set sharing=$s; done
+      ;;
+    ml-100k)
+      in="$DATA/ml-100k/ml-100k.inter"
+      [ -f "$in" ] || { echo "multitask.sh: $in not found: skipping ml-100k" >&2; continue; }
+      [ -f "$sqd" ] || "$BIN" ingest -q "$in" -o "$sqd"
+      run ml-100k "single:next_item" next_item
+      run ml-100k "single:value" value
+      for s in shared_bottom mmoe ple; do run ml-100k "$s" next_item,value --set sharing=$s; done
+      ;;
+    taobao)
+      in="$DATA/taobao-40k/UserBehavior.csv"
+      [ -f "$in" ] || { echo "multitask.sh: $in not found: skipping taobao" >&2; continue; }
+      [ -f "$sqd" ] || "$BIN" ingest -q "$in" -o "$sqd"
+      run taobao mmoe next_item,next_behaviour,click,buy --set sharing=mmoe
+      ;;
+    *) echo "multitask.sh: unknown set $set" >&2 ;;
+  esac
+done
