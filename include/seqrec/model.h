@@ -34,6 +34,7 @@ typedef struct {
     uint32_t user;         /* dataset user id, or UINT32_MAX for a user the model never saw */
     const uint32_t *ctx;   /* n × n_ctx context values (row-major), or NULL */
     const float *values;   /* n event values (NaN: none), or NULL */
+    const uint32_t *attrs; /* the user's n_user_attrs attribute values, or NULL */
     /* The request: where and in which context the next event will happen (the scene and
      * context a recommendation is asked for). NULL: as the last event's. */
     const uint16_t *req_scene;
@@ -86,6 +87,9 @@ typedef struct {
     const float *(*item_vectors)(const sq_model *m, uint32_t *dim);
     sq_status (*seq_vectors)(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
                              sq_arena *a, sq_error *err);
+    /* Optional, at creation (not at load), after init: what the model keeps from the dataset
+     * beyond its shape (item tag lists), saved with save_state. */
+    sq_status (*prepare)(sq_model *m, const sq_dataset *d, sq_error *err);
     /* Model-specific state beyond m->params, as blobs to save (pointers into the model; the
      * array itself is malloc'd and freed by the caller) and to restore. May be NULL. */
     sq_status (*save_state)(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err);

@@ -70,7 +70,8 @@ sq_status sq_model_create(sq_model **out, const char *kind, const sq_config *cfg
     sq_rng_seed(&rng, seed);
     if ((rc = sq_config_set(m->cfg, "model", kind, err)) ||
         (rc = sq_mt_resolve_config(m->cfg, d, err)) ||
-        (rc = sq_config_default(m->cfg, "seed", seedbuf, err)) || (rc = ops->init(m, &rng, err))) {
+        (rc = sq_config_default(m->cfg, "seed", seedbuf, err)) || (rc = ops->init(m, &rng, err)) ||
+        (m->ops->prepare && (rc = m->ops->prepare(m, d, err)))) {
         sq_model_free(m);
         return rc;
     }
@@ -183,7 +184,7 @@ sq_status sq_model_load(sq_model **out, const char *path, const sq_dataset *d, s
         }
         memcpy(p->data, b->data, b->nbytes);
     }
-    if (ops->load_state && (rc = ops->load_state(m, f, err)))
+    if (m->ops->load_state && (rc = m->ops->load_state(m, f, err))) /* init may switch ops */
         goto done;
     *out = m;
     m = NULL;
@@ -196,7 +197,7 @@ done:
 sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
     const uint64_t *off = sq_data_offsets(d);
     uint64_t b = off[u];
-    const uint32_t nc = sq_data_info_of(d)->n_ctx;
+    const uint32_t nc = sq_data_info_of(d)->n_ctx, na = sq_data_info_of(d)->n_user_attrs;
     sq_seq s = {.items = sq_data_items(d) + b,
                 .beh = sq_data_behaviours(d) + b,
                 .ts = sq_data_times(d) + b,
@@ -204,7 +205,9 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
                 .n = end,
                 .user = u,
                 .ctx = nc ? sq_data_context(d) + b * nc : NULL,
-                .values = sq_data_values(d) ? sq_data_values(d) + b : NULL};
+                .values = sq_data_values(d) ? sq_data_values(d) + b : NULL,
+                .attrs = na && sq_data_user_attrs(d) ? sq_data_user_attrs(d) + (size_t)u * na
+                                                     : NULL};
     return s;
 }
 

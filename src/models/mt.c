@@ -14,6 +14,8 @@
 
 typedef struct {
     mt_net net;
+    uint32_t *tag_off, *tag_ids; /* item i's tags: tag_ids[tag_off[i] .. tag_off[i + 1]) */
+    uint64_t n_tag_ids;
     int value_ready; /* the value head's bias starts at the first batch's mean */
     double loss[SQ_TASK_N];
     long n[SQ_TASK_N];
@@ -21,6 +23,12 @@ typedef struct {
 
 int sq_mt_wanted(const sq_config *cfg) {
     return sq_config_get(cfg, "tasks") || sq_config_get(cfg, "inputs");
+}
+
+static sq_status set_u(sq_config *c, const char *k, uint32_t v, sq_error *err) {
+    char b[16];
+    snprintf(b, sizeof b, "%u", v);
+    return sq_config_set(c, k, b, err);
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -89,6 +97,15 @@ sq_status sq_mt_resolve_config(sq_config *cfg, const sq_dataset *d, sq_error *er
                               sq_data_ctx_size(d, k) ? sq_data_ctx_size(d, k) : 1);
     if ((rc = sq_config_set(cfg, "ctx_sizes", buf, err)))
         return rc;
+    const sq_data_info *in = sq_data_info_of(d);
+    o = 0;
+    buf[0] = 0;
+    for (uint32_t k = 0; k < in->n_user_attrs && k < MT_MAX_UATTR; k++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%u", k ? "," : "",
+                              sq_data_user_attr_size(d, k) ? sq_data_user_attr_size(d, k) : 1);
+    if ((rc = sq_config_set(cfg, "user_attr_sizes", buf, err)) ||
+        (rc = set_u(cfg, "tag_count", in->n_tags, err)))
+        return rc;
     return value_edges(cfg, d, err);
 }
 
@@ -104,13 +121,15 @@ static sq_status set_long(sq_config *c, const char *k, long v, sq_error *err) {
 static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
     const char *s = sq_config_get(m->cfg, "inputs");
     const sq_data_info *in = &m->info;
-    int beh = 0, gap = 0, scene = 0, ctx = 0, value = 0;
+    int beh = 0, gap = 0, scene = 0, ctx = 0, value = 0, tags = 0, uattr = 0;
     if (!s || !strcmp(s, "auto")) {
         beh = in->n_behaviours > 1;
         gap = (in->flags & SQ_DATA_REAL_TIME) != 0;
         scene = in->n_scenes > 1;
         ctx = in->n_ctx > 0;
         value = (in->flags & SQ_DATA_VALUES) != 0;
+        tags = in->n_tags > 0;
+        uattr = in->n_user_attrs > 0;
     } else {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", s);
@@ -121,19 +140,35 @@ static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
                 gap = 1;
             else if (!strcmp(t, "value"))
                 value = 1;
+            else if (!strcmp(t, "tags"))
+                tags = 1;
+            else if (!strcmp(t, "user_attrs"))
+                uattr = 1;
             else if (!strcmp(t, "scene"))
                 scene = 1;
             else if (!strcmp(t, "context"))
                 ctx = 1;
             else if (strcmp(t, "item"))
                 return sq_errorf(err, SQ_ERR_ARG,
-                                 "config: inputs: unknown field '%s' (item, behaviour, gap, value, "
+                                 "config: inputs: unknown field '%s' (item, behaviour, gap, value, tags, user_attrs, "
                                  "scene, context or auto)",
                                  t);
         }
     }
     c->use_beh = beh && in->n_behaviours > 0;
     c->use_gap = gap;
+    const char *tc = sq_config_get(m->cfg, "tag_count");
+    c->n_tags = tc ? (uint32_t)strtoul(tc, NULL, 10) : 0;
+    c->use_tags = tags && c->n_tags > 0;
+    const char *us = sq_config_get(m->cfg, "user_attr_sizes");
+    for (; uattr && us && *us && c->n_uattr < MT_MAX_UATTR && c->n_uattr < (int)in->n_user_attrs;) {
+        char *end;
+        unsigned long v = strtoul(us, &end, 10);
+        if (end == us || v == 0)
+            return sq_errorf(err, SQ_ERR_ARG, "config: user_attr_sizes: positive counts");
+        c->uattr_size[c->n_uattr++] = (uint32_t)v;
+        us = *end == ',' ? end + 1 : end;
+    }
     if (value && (in->flags & SQ_DATA_VALUES)) { /* the edges the creator found */
         const char *ve = sq_config_get(m->cfg, "value_edges");
         while (ve && *ve && c->n_value_edges < MT_MAX_VALUE_EDGES) {
@@ -149,13 +184,17 @@ static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
     c->real_time = (in->flags & SQ_DATA_REAL_TIME) != 0;
     c->use_scene = scene && in->n_scenes > 0;
     c->n_ctx_used = ctx ? (int)(in->n_ctx < MT_MAX_CTX ? in->n_ctx : MT_MAX_CTX) : 0;
-    char list[96] = "item";
+    char list[128] = "item";
     if (c->use_beh)
         strcat(list, ",behaviour");
     if (c->use_gap)
         strcat(list, ",gap");
     if (c->n_value_edges)
         strcat(list, ",value");
+    if (c->use_tags)
+        strcat(list, ",tags");
+    if (c->n_uattr)
+        strcat(list, ",user_attrs");
     if (c->use_scene)
         strcat(list, ",scene");
     if (c->n_ctx_used)
@@ -298,6 +337,9 @@ static sq_status inputs_alloc(const mt_net *n, sq_arena *a, int B, int T, uint32
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (inputs)");
     in->ids = ids, in->beh = beh, in->gap = gap, in->scene = sc, in->ctx = ctx;
     in->rscene = rs, in->rctx = rc, in->ustat = us, in->vbucket = vb;
+    if (n->cfg.n_uattr &&
+        !(in->uattr = sq_arena_calloc(a, (size_t)B * (size_t)n->cfg.n_uattr * u4)))
+        return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (inputs)");
     return SQ_OK;
 }
 
@@ -360,8 +402,12 @@ static sq_status seq_inputs(const sq_model *m, sq_arena *a, const sq_seq *seqs, 
     uint32_t *cnt = sq_arena_alloc(a, nb * sizeof *cnt);
     if (!cnt)
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full");
+    in->tag_off = mm->tag_off;
+    in->tag_ids = mm->tag_ids;
     for (uint32_t b = 0; b < B; b++) {
         const sq_seq *q = &seqs[b];
+        for (int k = 0; q->attrs && k < n->cfg.n_uattr; k++)
+            ((uint32_t *)in->uattr)[(size_t)b * n->cfg.n_uattr + (size_t)k] = q->attrs[k];
         memset(cnt, 0, nb * sizeof *cnt);
         ev_arrays e = {q->items, q->beh, q->ts, q->scene, n_ctx ? q->ctx : NULL, q->values};
         if (q->n)
@@ -395,6 +441,14 @@ static sq_status mt_train_batch(sq_model *m, const sq_batch *bt, sq_arena *a, sq
     if (rc)
         return rc;
     in.ids = bt->inputs;
+    in.tag_off = mm->tag_off;
+    in.tag_ids = mm->tag_ids;
+    const uint32_t na = sq_data_info_of(d)->n_user_attrs;
+    const uint32_t *attrs = sq_data_user_attrs(d);
+    for (int b = 0; attrs && b < B; b++)
+        for (int k = 0; k < n->cfg.n_uattr; k++)
+            ((uint32_t *)in.uattr)[(size_t)b * n->cfg.n_uattr + (size_t)k] =
+                attrs[(size_t)bt->users[b] * na + (size_t)k];
     const size_t N = (size_t)B * T;
     uint32_t *tb = sq_arena_calloc(a, N * sizeof *tb), *cnt = sq_arena_alloc(a, nb * sizeof *cnt);
     float *tv = sq_arena_alloc(a, N * sizeof *tv);
@@ -490,10 +544,92 @@ static sq_status mt_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t 
     return mt_net_predict(&((const mt_model *)m->impl)->net, a, &in, NULL, NULL, NULL, out, err);
 }
 
+/* The item tag lists, kept from the dataset at creation (used when tags are an input). */
+static sq_status mt_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
+    mt_model *mm = m->impl;
+    if (!mm->net.cfg.use_tags)
+        return SQ_OK;
+    const uint32_t ni = m->info.n_items;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < ni; i++) {
+        uint32_t nt = 0;
+        sq_data_item_tags(d, i, &nt);
+        total += nt;
+    }
+    mm->tag_off = sq_mallocn((size_t)ni + 1, sizeof *mm->tag_off);
+    mm->tag_ids = sq_mallocn(total ? total : 1, sizeof *mm->tag_ids);
+    if (!mm->tag_off || !mm->tag_ids)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (item tags)");
+    uint64_t o = 0;
+    for (uint32_t i = 0; i < ni; i++) {
+        uint32_t nt = 0;
+        const uint32_t *t = sq_data_item_tags(d, i, &nt);
+        mm->tag_off[i] = (uint32_t)o;
+        for (uint32_t j = 0; j < nt; j++)
+            mm->tag_ids[o++] = t[j] < mm->net.cfg.n_tags ? t[j] : 0;
+    }
+    mm->tag_off[ni] = (uint32_t)o;
+    mm->n_tag_ids = o;
+    return SQ_OK;
+}
+
+static sq_status mt_save(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err) {
+    const mt_model *mm = m->impl;
+    *blobs = NULL;
+    *n = 0;
+    if (!mm->tag_off)
+        return SQ_OK;
+    sq_blob *b = sq_calloc(2, sizeof *b);
+    if (!b)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    snprintf(b[0].name, sizeof b[0].name, "mt.tag_off");
+    snprintf(b[1].name, sizeof b[1].name, "mt.tag_ids");
+    b[0].dtype = b[1].dtype = SQ_DT_U32;
+    b[0].ndim = b[1].ndim = 1;
+    b[0].shape[0] = (uint64_t)m->info.n_items + 1;
+    b[1].shape[0] = mm->n_tag_ids;
+    b[0].data = mm->tag_off;
+    b[1].data = mm->tag_ids;
+    b[0].nbytes = b[0].shape[0] * 4;
+    b[1].nbytes = mm->n_tag_ids * 4;
+    *blobs = b;
+    *n = 2;
+    return SQ_OK;
+}
+
+static sq_status mt_load(sq_model *m, const sq_sqm *f, sq_error *err) {
+    mt_model *mm = m->impl;
+    if (!mm->net.cfg.use_tags)
+        return SQ_OK;
+    const sq_blob *off = sq_sqm_find(f, "mt.tag_off"), *ids = sq_sqm_find(f, "mt.tag_ids");
+    const uint64_t ni = m->info.n_items;
+    if (!off || !ids || off->dtype != SQ_DT_U32 || ids->dtype != SQ_DT_U32 ||
+        off->nbytes != (ni + 1) * 4 || ids->nbytes % 4)
+        return sq_errorf(err, SQ_ERR_FORMAT, "model file: item tag lists missing or malformed");
+    mm->n_tag_ids = ids->nbytes / 4;
+    mm->tag_off = sq_mallocn((size_t)ni + 1, sizeof *mm->tag_off);
+    mm->tag_ids = sq_mallocn(mm->n_tag_ids ? mm->n_tag_ids : 1, sizeof *mm->tag_ids);
+    if (!mm->tag_off || !mm->tag_ids)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (item tags)");
+    memcpy(mm->tag_off, off->data, off->nbytes);
+    memcpy(mm->tag_ids, ids->data, ids->nbytes);
+    for (uint64_t i = 0; i < ni; i++)
+        if (mm->tag_off[i] > mm->tag_off[i + 1])
+            return sq_errorf(err, SQ_ERR_FORMAT, "model file: item tag offsets decrease");
+    if (mm->tag_off[0] || mm->tag_off[ni] != mm->n_tag_ids)
+        return sq_errorf(err, SQ_ERR_FORMAT, "model file: item tag offsets out of range");
+    for (uint64_t j = 0; j < mm->n_tag_ids; j++)
+        if (mm->tag_ids[j] >= mm->net.cfg.n_tags)
+            return sq_errorf(err, SQ_ERR_FORMAT, "model file: item tag id out of range");
+    return SQ_OK;
+}
+
 static void mt_destroy(sq_model *m) {
     mt_model *mm = m->impl;
     if (!mm)
         return;
+    sq_free(mm->tag_off);
+    sq_free(mm->tag_ids);
     mt_net_free(&mm->net);
     sq_free(mm);
     m->impl = NULL;
@@ -510,6 +646,9 @@ static const sq_model_ops mt_ops = {
     .score = mt_score,
     .item_vectors = mt_item_vectors,
     .seq_vectors = mt_seq_vectors,
+    .prepare = mt_prepare,
+    .save_state = mt_save,
+    .load_state = mt_load,
     .destroy = mt_destroy,
 };
 

@@ -55,6 +55,16 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
         n->fk[n->F] = MT_F_VALUE;
         n->ftab[n->F++] = table(ps, "f.value", (size_t)c->n_value_edges + 1, C);
     }
+    if (c->use_tags) {
+        n->fk[n->F] = MT_F_TAGS;
+        n->ftab[n->F++] = table(ps, "f.tags", c->n_tags, C);
+    }
+    for (int k = 0; k < c->n_uattr; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "u.attr%d", k);
+        n->uattr_tab[k] = table(ps, name, c->uattr_size[k], C);
+        bad |= n->uattr_tab[k] < 0;
+    }
     int scene_tab = -1, *ctx_tab = n->ctx_tab;
     if (c->use_scene || c->request) {
         scene_tab = table(ps, "f.scene", c->n_scenes, C);
@@ -123,6 +133,10 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
         const sq_param *p = &ps->p[n->ftab[f]];
         sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
     }
+    for (int k = 0; k < c->n_uattr; k++) {
+        const sq_param *p = &ps->p[n->uattr_tab[k]];
+        sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
+    }
     if (scene_tab >= 0 && !c->use_scene) {
         const sq_param *p = &ps->p[scene_tab];
         sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
@@ -186,6 +200,8 @@ static uint32_t field_id(const mt_net *n, const mt_inputs *in, int f, int p) {
         return in->gap[p] < SQ_GAP_BUCKETS ? in->gap[p] : 0;
     case MT_F_VALUE:
         return in->vbucket[p] <= (uint32_t)n->cfg.n_value_edges ? in->vbucket[p] : 0;
+    case MT_F_TAGS:
+        return 0; /* a bag of tags, looked up by tags_forward */
     case MT_F_SCENE:
         return in->scene[p] < n->cfg.n_scenes ? in->scene[p] : 0;
     case MT_F_CTX: {
@@ -195,6 +211,51 @@ static uint32_t field_id(const mt_net *n, const mt_inputs *in, int f, int p) {
     }
     }
     return 0;
+}
+
+/* The tags field: √C × the mean of the embeddings of the item's tags (0 without tags). */
+static void tags_forward(const mt_net *n, const mt_inputs *in, const float *tab, float *y, int N,
+                         int C, float sc) {
+    memset(y, 0, (size_t)N * C * sizeof *y);
+    for (int p = 0; p < N; p++) {
+        uint32_t it = in->ids[p];
+        if (!it || it > (uint32_t)n->cfg.enc.n_items || !in->tag_off)
+            continue;
+        uint32_t lo = in->tag_off[it - 1], hi = in->tag_off[it];
+        if (hi <= lo)
+            continue;
+        const float w = sc / (float)(hi - lo);
+        for (uint32_t j = lo; j < hi; j++) {
+            const float *r = tab + (size_t)in->tag_ids[j] * C;
+            for (int c = 0; c < C; c++)
+                y[(size_t)p * C + c] += w * r[c];
+        }
+    }
+}
+
+static void tags_backward(const mt_net *n, const mt_inputs *in, sq_param *tab, const float *dy,
+                          int N, int C, float sc) {
+    for (int p = 0; p < N; p++) {
+        uint32_t it = in->ids[p];
+        if (!it || it > (uint32_t)n->cfg.enc.n_items || !in->tag_off)
+            continue;
+        uint32_t lo = in->tag_off[it - 1], hi = in->tag_off[it];
+        if (hi <= lo)
+            continue;
+        const float w = sc / (float)(hi - lo);
+        for (uint32_t j = lo; j < hi; j++) {
+            float *g = tab->grad + (size_t)in->tag_ids[j] * C;
+            for (int c = 0; c < C; c++)
+                g[c] += w * dy[(size_t)p * C + c];
+            sq_param_touch(tab, in->tag_ids[j]);
+        }
+    }
+}
+
+/* The user attribute of row b, field k (0 when none given or out of range). */
+static uint32_t uattr_of(const mt_net *n, const mt_inputs *in, int b, int k) {
+    uint32_t v = in->uattr ? in->uattr[(size_t)b * n->cfg.n_uattr + (size_t)k] : 0;
+    return v < n->cfg.uattr_size[k] ? v : 0;
 }
 
 static sq_status forward(const mt_net *n, sq_arena *a, const mt_inputs *in, const int *sel, int M,
@@ -217,8 +278,10 @@ static sq_status forward(const mt_net *n, sq_arena *a, const mt_inputs *in, cons
         for (int p = 0; p < N; p++)
             ids[p] = field_id(n, in, k, p);
         const sq_param *tab = &ps->p[n->ftab[k]];
-        if ((rc = sq_nn_embedding_forward(tmp, ids, tab->data, N, (int)tab->shape[0], C,
-                                          k == 0 ? 0 : SQ_NN_NO_PAD, sc, err)))
+        if (n->fk[k] == MT_F_TAGS)
+            tags_forward(n, in, tab->data, tmp, N, C, sc);
+        else if ((rc = sq_nn_embedding_forward(tmp, ids, tab->data, N, (int)tab->shape[0], C,
+                                               k == 0 ? 0 : SQ_NN_NO_PAD, sc, err)))
             return rc;
         for (int p = 0; p < N; p++)
             memcpy(f->X + ((size_t)p * F + k) * C, tmp + (size_t)p * C, (size_t)C * sizeof(float));
@@ -227,13 +290,21 @@ static sq_status forward(const mt_net *n, sq_arena *a, const mt_inputs *in, cons
         (rc = sq_sasrec_net_forward_x(&n->enc, a, &f->enc, in->ids, f->xin, B, T, rng, NULL, err)))
         return rc;
     f->hp = f->enc.h;
-    if (n->cfg.user_features) {
-        if (!(f->hp = sq_arena_alloc(a, (size_t)N * C * sizeof(float))))
+    if (n->cfg.user_features || n->cfg.n_uattr) {
+        if (!(f->hp = sq_arena_calloc(a, (size_t)N * C * sizeof(float))))
             return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (user features)");
-        sq_nn_linear_forward(f->hp, in->ustat, sq_nn_val(ps, n->ufeat.w), sq_nn_val(ps, n->ufeat.b),
-                             N, n->ufeat.C, C);
+        if (n->cfg.user_features)
+            sq_nn_linear_forward(f->hp, in->ustat, sq_nn_val(ps, n->ufeat.w),
+                                 sq_nn_val(ps, n->ufeat.b), N, n->ufeat.C, C);
         for (size_t i = 0; i < (size_t)N * C; i++)
             f->hp[i] += f->enc.h[i];
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < n->cfg.n_uattr; k++) {
+                const float *r = sq_nn_val(ps, n->uattr_tab[k]) + (size_t)uattr_of(n, in, b, k) * C;
+                for (int t = 0; t < T; t++)
+                    for (int c = 0; c < C; c++)
+                        f->hp[((size_t)b * T + t) * C + c] += r[c];
+            }
     }
     /* the selected rows, with the request */
     const int nr = 1 + n->cfg.n_ctx_used;
@@ -624,6 +695,16 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
     if (n->cfg.user_features)
         sq_nn_linear_backward(NULL, sq_nn_grad(ps, n->ufeat.w), sq_nn_grad(ps, n->ufeat.b), dh,
                               in->ustat, sq_nn_val(ps, n->ufeat.w), N, n->ufeat.C, C);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < n->cfg.n_uattr; k++) {
+            sq_param *ua = &ps->p[n->uattr_tab[k]];
+            uint32_t v = uattr_of(n, in, b, k);
+            float *g = ua->grad + (size_t)v * C;
+            for (int t = 0; t < T; t++)
+                for (int c = 0; c < C; c++)
+                    g[c] += dh[((size_t)b * T + t) * C + c];
+            sq_param_touch(ua, v);
+        }
     if ((rc = sq_sasrec_net_backward(&n->enc, a, &f.enc, dh, NULL, err)))
         return rc;
     /* dh is now dL/dxin */
@@ -637,8 +718,11 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
     for (int k = 0; k < F; k++) {
         for (int p = 0; p < N; p++)
             memcpy(tmp + (size_t)p * C, dX + ((size_t)p * F + k) * C, (size_t)C * sizeof(float));
-        sq_nn_embedding_backward(&ps->p[n->ftab[k]], tmp, f.fid + (size_t)k * N, N,
-                                 k == 0 ? 0 : SQ_NN_NO_PAD, sc);
+        if (n->fk[k] == MT_F_TAGS)
+            tags_backward(n, in, &ps->p[n->ftab[k]], tmp, N, C, sc);
+        else
+            sq_nn_embedding_backward(&ps->p[n->ftab[k]], tmp, f.fid + (size_t)k * N, N,
+                                     k == 0 ? 0 : SQ_NN_NO_PAD, sc);
     }
     return SQ_OK;
 }

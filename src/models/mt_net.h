@@ -1,10 +1,11 @@
 /* mt_net.h — the multi-task, multi-behaviour sequence network (docs/multitask.md): SASRec's
  * encoder over fused event embeddings, shared by task heads through experts.
  *
- *   per event: item, behaviour, time-gap bucket, value bucket, scene, context fields
+ *   per event: item, behaviour, time-gap bucket, value bucket, item tags, scene, context
  *     ─▶ F embeddings [N,F,C]
  *     ─▶ fusion (mean | concat | attention) ─▶ SASRec blocks ─▶ h [N,C]
- *   h' = h + U·u       u: the user's statistics up to that event (activity, behaviour shares)
+ *   h' = h + U·u + Σ A_k[a_k]   u: the user's statistics up to that event (activity, behaviour
+ *                               shares); a_k: the user's attributes (age, gender…)
  *   z  = h' + r        r: the request, the next event's scene and context embeddings
  *   at the positions with a target: experts (shared_bottom | mmoe | ple, gates per scene)
  *     ─▶ one representation y_t [M,H] per task slot ─▶ heads:
@@ -26,9 +27,17 @@
 #include "seqrec/nn_fusion.h"
 #include "seqrec/tasks.h"
 
-enum { MT_MAX_CTX = 8, MT_MAX_FIELDS = 4 + MT_MAX_CTX };
+enum { MT_MAX_CTX = 8, MT_MAX_UATTR = 8, MT_MAX_FIELDS = 5 + MT_MAX_CTX };
 
-typedef enum { MT_F_ITEM = 0, MT_F_BEH, MT_F_GAP, MT_F_VALUE, MT_F_SCENE, MT_F_CTX } mt_field_kind;
+typedef enum {
+    MT_F_ITEM = 0,
+    MT_F_BEH,
+    MT_F_GAP,
+    MT_F_VALUE,
+    MT_F_TAGS,
+    MT_F_SCENE,
+    MT_F_CTX
+} mt_field_kind;
 
 enum { MT_MAX_VALUE_EDGES = 31 };
 
@@ -36,6 +45,10 @@ typedef struct {
     sq_sasrec_config enc;                        /* the encoder */
     unsigned tasks;                              /* 1 << sq_task */
     int use_beh, use_gap, use_scene, n_ctx_used; /* input fields */
+    int use_tags;         /* the item's tags (the mean of their embeddings) are an input */
+    uint32_t n_tags;      /* tag vocabulary */
+    int n_uattr;          /* user attribute fields added to h' (0: none) */
+    uint32_t uattr_size[MT_MAX_UATTR];
     int n_value_edges; /* > 0: the event's value is an input, bucketed by these edges */
     float value_edges[MT_MAX_VALUE_EDGES];
     sq_nn_fuse_kind fusion;
@@ -58,6 +71,7 @@ typedef struct {
     int ftab[MT_MAX_FIELDS];            /* table of field f (item: enc.item_emb) */
     int fctx[MT_MAX_FIELDS];            /* context field number of an MT_F_CTX field */
     int scene_tab, ctx_tab[MT_MAX_CTX]; /* tables of the scene and context fields (−1: none) */
+    int uattr_tab[MT_MAX_UATTR];        /* "u.attr<k>" [size, C] */
     sq_nn_fuse fuse;
     sq_nn_linear ufeat; /* (1 + n_beh) -> C */
     sq_nn_experts ex;
@@ -75,7 +89,8 @@ typedef struct {
  * 1, 0 = padding). Field values per position (0 at padding): beh, gap, scene [N]; ctx [N, n_ctx]
  * (the dataset's context fields, all of them); ustat [N, 1 + n_beh]; request scene and context
  * per position: rscene [N], rctx [N, n_ctx]; vbucket [N] the value bucket of each input
- * (mt_value_bucket; 0 = none). */
+ * (mt_value_bucket; 0 = none); the item tag lists (use_tags) and each sequence's user
+ * attributes (n_uattr). */
 typedef struct {
     int B, T;
     const uint32_t *ids;
@@ -83,6 +98,8 @@ typedef struct {
     const float *ustat;
     const uint32_t *rscene, *rctx;
     uint32_t n_ctx;
+    const uint32_t *tag_off, *tag_ids; /* item i's tags: tag_ids[tag_off[i] .. tag_off[i + 1]) */
+    const uint32_t *uattr;             /* [B, n_uattr] user attribute values, or NULL */
 } mt_inputs;
 
 /* Targets at the positions that have one (rows where tgt_item != 0). */

@@ -27,6 +27,9 @@ enum { NI = 7, TT = 5, BB = 3, NB = 3, NS = 2, NCTX = 1, CTX0 = 3, NN = BB * TT 
 static const uint32_t IN[NN] = {3, 1, 4, 1, 5, /**/ 0, 0, 2, 6, 7, /**/ 0, 0, 0, 2, 5};
 static const uint32_t TG[NN] = {1, 4, 1, 5, 2, /**/ 0, 0, 6, 7, 3, /**/ 0, 0, 0, 5, 4};
 static const uint32_t BEH[NN] = {0, 1, 2, 0, 0, /**/ 0, 0, 0, 1, 0, /**/ 0, 0, 0, 0, 1};
+static const uint32_t TAG_OFF[NI + 1] = {0, 0, 1, 3, 4, 7, 7, 9};
+static const uint32_t TAG_IDS[9] = {2, 0, 3, 1, 0, 1, 2, 3, 3};
+static const uint32_t UATTR[BB * 2] = {2, 1, 0, 0, 1, 1};
 static const uint32_t TBEH[NN] = {1, 2, 0, 0, 1, /**/ 0, 0, 1, 0, 2, /**/ 0, 0, 0, 1, 2};
 
 typedef struct {
@@ -54,6 +57,11 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     c.tasks = tasks;
     c.use_beh = c.use_gap = c.use_scene = 1;
     c.n_ctx_used = NCTX;
+    c.use_tags = 1; /* 4 tags; items 0..6 with 0, 1, 2, 1, 3, 0, 2 of them (TAG_OFF, TAG_IDS) */
+    c.n_tags = 4;
+    c.n_uattr = 2;
+    c.uattr_size[0] = 3;
+    c.uattr_size[1] = 2;
     c.n_value_edges = 5; /* ratings 1..5 */
     for (int k = 0; k < 5; k++)
         c.value_edges[k] = (float)(k + 1);
@@ -123,7 +131,10 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
                         .ustat = f->ustat,
                         .rscene = f->rscene,
                         .rctx = f->rctx,
-                        .n_ctx = NCTX};
+                        .n_ctx = NCTX,
+                        .tag_off = TAG_OFF,
+                        .tag_ids = TAG_IDS,
+                        .uattr = UATTR};
     f->tg = (mt_targets){TG, TBEH, f->value};
     f->a = sq_arena_create(mt_net_scratch(&f->net, BB, TT) + (4u << 20));
     assert_non_null(f->a);
