@@ -2,7 +2,7 @@
 # demo.sh — the main job end to end on a fresh Debian machine: install what is missing, build,
 # then for a generated log and a real one (../shared/data/ml-100k when present): ingest, describe,
 # train the baselines and SASRec, evaluate them with full ranking, recommend and find similar items.
-# The sequence models, serving and the dashboard join as they land.
+# A multi-task SASRec on the generated log; serving and the dashboard join as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -33,6 +33,12 @@ run_models() { # dataset.sqd user item sasrec-epochs
   $BIN similar "${1%.sqd}.itemknn.sqm" "$1" --item "$3" -k 5
 }
 run_models "$OUT/synthetic.sqd" 1 10 10
+echo "== multi-task SASRec on the synthetic log: next item, next behaviour, click, buy at once"
+$BIN train "$OUT/synthetic.sqd" --model sasrec --tasks next_item,next_behaviour,click,buy \
+  --set sharing=mmoe --set epochs=5 --metrics-log "$OUT/metrics.jsonl" -o "$OUT/synthetic.mt.sqm"
+$BIN eval "$OUT/synthetic.mt.sqm" "$OUT/synthetic.sqd" --k 10,20
+echo "== recommend for user 1 by p(click) x p(buy | click)"
+$BIN recommend "$OUT/synthetic.mt.sqm" "$OUT/synthetic.sqd" --user 1 -k 5 --objective buy
 
 if [ -f "$DATA/ml-100k/ml-100k.inter" ]; then
   echo "== ingest MovieLens-100K (RecBole atomic files, with .item and .user side files)"
