@@ -33,8 +33,14 @@ run_suite() { # name build-dir cmake-args...
 run_suite "gcc" build
 # -O2 -g under the sanitizers (RelWithDebInfo, build.sh's default): at -O0 the model tests'
 # few epochs of training took minutes each.
+# One OpenMP thread by default under clang: its libomp and the libgomp that OpenBLAS's OpenMP
+# build brings are two runtimes spinning for the same two cores (measured: the multi-task model
+# test went from 28 s to over 600 s with two threads, nearly all in sched_yield and the kernel).
+# Tests that compare thread counts still set them themselves.
+export OMP_NUM_THREADS=1
 CC=clang run_suite "asan+ubsan+fuzz" build-asan -DSEQREC_SANITIZE=ON -DSEQREC_FUZZ=ON \
   -DSEQREC_NATIVE=ON
+unset OMP_NUM_THREADS
 
 echo
 echo "== summary"

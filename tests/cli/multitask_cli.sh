@@ -15,7 +15,7 @@ $BIN ingest -q "$T/g.csv" -o "$T/g.sqd"
 $BIN train --help | grep -q -- "--tasks" || fail "train --help lacks --tasks"
 
 $BIN train -q "$T/g.sqd" --model sasrec --tasks next_item,next_behaviour,click,buy,value \
-  --set sharing=ple --set epochs=2 --set hidden=16 --set maxlen=10 --threads 2 \
+  --set sharing=ple --set epochs=2 --set hidden=16 --set maxlen=10 \
   --metrics-log "$T/m.jsonl" -o "$T/m.sqm"
 [ -s "$T/m.sqm" ] || fail "no model file"
 python3 - "$T/m.jsonl" <<'PY' || fail "metrics log"
@@ -53,7 +53,7 @@ grep -q "price" "$T/err" || fail "revenue error: $(cat "$T/err")"
 
 # a model without next_item: validated by its tasks
 $BIN train -q "$T/g.sqd" --model sasrec --tasks buy --set epochs=2 --set hidden=16 \
-  --set maxlen=10 --threads 2 --json -o "$T/b.sqm" > "$T/b.json"
+  --set maxlen=10 --json -o "$T/b.sqm" > "$T/b.json"
 [ "$(json_get "['epochs']" < "$T/b.json")" = 2 ] || fail "tasks=buy training"
 
 # bad task list, impossible task: clear message, non-zero exit, no file

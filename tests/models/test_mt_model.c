@@ -11,7 +11,6 @@
 #include "seqrec/train.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +65,6 @@ static void eval_tasks(const sq_model *m, sq_task_eval *r) {
 
 static void test_learns_funnel(void **state) {
     (void)state;
-    omp_set_num_threads(2);
     sq_model *m = train("next_item,next_behaviour,click,buy", "mmoe", 8);
     /* resolved by name from view,cart,buy: click = {cart, buy}, buy = {buy} */
     sq_task_labels lab;
