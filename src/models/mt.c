@@ -25,9 +25,9 @@ int sq_mt_wanted(const sq_config *cfg) {
     return sq_config_get(cfg, "tasks") || sq_config_get(cfg, "inputs");
 }
 
-static sq_status set_u(sq_config *c, const char *k, uint32_t v, sq_error *err) {
-    char b[16];
-    snprintf(b, sizeof b, "%u", v);
+static sq_status set_long(sq_config *c, const char *k, long v, sq_error *err) {
+    char b[32];
+    snprintf(b, sizeof b, "%ld", v);
     return sq_config_set(c, k, b, err);
 }
 
@@ -104,18 +104,12 @@ sq_status sq_mt_resolve_config(sq_config *cfg, const sq_dataset *d, sq_error *er
         o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%u", k ? "," : "",
                               sq_data_user_attr_size(d, k) ? sq_data_user_attr_size(d, k) : 1);
     if ((rc = sq_config_set(cfg, "user_attr_sizes", buf, err)) ||
-        (rc = set_u(cfg, "tag_count", in->n_tags, err)))
+        (rc = set_long(cfg, "tag_count", (long)in->n_tags, err)))
         return rc;
     return value_edges(cfg, d, err);
 }
 
 /* ========================================== Config =========================================== */
-
-static sq_status set_long(sq_config *c, const char *k, long v, sq_error *err) {
-    char b[32];
-    snprintf(b, sizeof b, "%ld", v);
-    return sq_config_set(c, k, b, err);
-}
 
 /* Which inputs: "auto" or a list of item, behaviour, gap, scene, context. */
 static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
@@ -150,7 +144,8 @@ static sq_status read_inputs(sq_model *m, mt_config *c, sq_error *err) {
                 ctx = 1;
             else if (strcmp(t, "item"))
                 return sq_errorf(err, SQ_ERR_ARG,
-                                 "config: inputs: unknown field '%s' (item, behaviour, gap, value, tags, user_attrs, "
+                                 "config: inputs: unknown field '%s' (item, behaviour, gap, value, "
+                                 "tags, user_attrs, "
                                  "scene, context or auto)",
                                  t);
         }

@@ -213,19 +213,26 @@ static uint32_t field_id(const mt_net *n, const mt_inputs *in, int f, int p) {
     return 0;
 }
 
+/* The tags of position p's item as tag_ids[*lo .. *hi), and the weight √C / count of each in
+ * the mean (0: no item, no tag lists, or no tags). */
+static float tag_bag(const mt_net *n, const mt_inputs *in, int p, float sc, uint32_t *lo,
+                     uint32_t *hi) {
+    uint32_t it = in->ids[p];
+    if (!it || it > (uint32_t)n->cfg.enc.n_items || !in->tag_off)
+        return 0.0f;
+    *lo = in->tag_off[it - 1];
+    *hi = in->tag_off[it];
+    return *hi > *lo ? sc / (float)(*hi - *lo) : 0.0f;
+}
+
 /* The tags field: √C × the mean of the embeddings of the item's tags (0 without tags). */
 static void tags_forward(const mt_net *n, const mt_inputs *in, const float *tab, float *y, int N,
                          int C, float sc) {
     memset(y, 0, (size_t)N * C * sizeof *y);
     for (int p = 0; p < N; p++) {
-        uint32_t it = in->ids[p];
-        if (!it || it > (uint32_t)n->cfg.enc.n_items || !in->tag_off)
-            continue;
-        uint32_t lo = in->tag_off[it - 1], hi = in->tag_off[it];
-        if (hi <= lo)
-            continue;
-        const float w = sc / (float)(hi - lo);
-        for (uint32_t j = lo; j < hi; j++) {
+        uint32_t lo = 0, hi = 0;
+        const float w = tag_bag(n, in, p, sc, &lo, &hi);
+        for (uint32_t j = lo; w != 0.0f && j < hi; j++) {
             const float *r = tab + (size_t)in->tag_ids[j] * C;
             for (int c = 0; c < C; c++)
                 y[(size_t)p * C + c] += w * r[c];
@@ -236,14 +243,9 @@ static void tags_forward(const mt_net *n, const mt_inputs *in, const float *tab,
 static void tags_backward(const mt_net *n, const mt_inputs *in, sq_param *tab, const float *dy,
                           int N, int C, float sc) {
     for (int p = 0; p < N; p++) {
-        uint32_t it = in->ids[p];
-        if (!it || it > (uint32_t)n->cfg.enc.n_items || !in->tag_off)
-            continue;
-        uint32_t lo = in->tag_off[it - 1], hi = in->tag_off[it];
-        if (hi <= lo)
-            continue;
-        const float w = sc / (float)(hi - lo);
-        for (uint32_t j = lo; j < hi; j++) {
+        uint32_t lo = 0, hi = 0;
+        const float w = tag_bag(n, in, p, sc, &lo, &hi);
+        for (uint32_t j = lo; w != 0.0f && j < hi; j++) {
             float *g = tab->grad + (size_t)in->tag_ids[j] * C;
             for (int c = 0; c < C; c++)
                 g[c] += w * dy[(size_t)p * C + c];
@@ -481,6 +483,18 @@ static sq_status heads_forward(const mt_net *n, sq_arena *a, const fwd *f, const
     return SQ_OK;
 }
 
+/* p = softmax(x) over n values; returns log Σ exp(x). */
+static float softmax_row(const float *x, int n, float *p) {
+    float mx = x[0], z = 0;
+    for (int k = 1; k < n; k++)
+        mx = x[k] > mx ? x[k] : mx;
+    for (int k = 0; k < n; k++)
+        z += (p[k] = expf(x[k] - mx));
+    for (int k = 0; k < n; k++)
+        p[k] /= z;
+    return mx + logf(z);
+}
+
 static float value_of(const heads *h, int i, int C) {
     float v = h->vlin[i];
     for (int k = 0; k < C; k++)
@@ -568,15 +582,11 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
         double l = 0;
         for (int i = 0; i < M; i++) {
             const float *x = h.blog + (size_t)i * nb;
-            float *d = dl + (size_t)i * nb, mx = x[0], z = 0;
-            for (int k = 1; k < nb; k++)
-                mx = x[k] > mx ? x[k] : mx;
-            for (int k = 0; k < nb; k++)
-                z += expf(x[k] - mx);
+            float *d = dl + (size_t)i * nb, lse = softmax_row(x, nb, d);
             uint32_t y = tg->beh[sel[i]] < (uint32_t)nb ? tg->beh[sel[i]] : 0;
-            l += (double)(mx + logf(z) - x[y]);
+            l += (double)(lse - x[y]);
             for (int k = 0; k < nb; k++)
-                d[k] = w[SQ_TASK_NEXT_BEH] * (expf(x[k] - mx) / z - (k == (int)y)) / (float)M;
+                d[k] = w[SQ_TASK_NEXT_BEH] * (d[k] - (k == (int)y)) / (float)M;
         }
         task_loss[SQ_TASK_NEXT_BEH] = l / M;
         task_n[SQ_TASK_NEXT_BEH] = M;
@@ -760,16 +770,8 @@ sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, floa
         for (int k = 0; k < SQ_TASK_MAX_BEH; k++)
             o->p_beh[k] = NAN;
         o->value = o->ctr = o->cvr = o->ctcvr = NAN;
-        if (h.blog) {
-            const float *x = h.blog + (size_t)b * nb;
-            float mx = x[0], z = 0;
-            for (int k = 1; k < nb; k++)
-                mx = x[k] > mx ? x[k] : mx;
-            for (int k = 0; k < nb; k++)
-                z += expf(x[k] - mx);
-            for (int k = 0; k < nb && k < SQ_TASK_MAX_BEH; k++)
-                o->p_beh[k] = expf(x[k] - mx) / z;
-        }
+        if (h.blog) /* nb <= SQ_TASK_MAX_BEH: checked with the config */
+            softmax_row(h.blog + (size_t)b * nb, nb, o->p_beh);
         if (!cand)
             continue;
         if (h.vlin)

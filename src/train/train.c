@@ -90,6 +90,17 @@ static void fill_row(const sq_dataset *d, uint32_t u, uint32_t train_end, uint32
     }
 }
 
+/* Writes o as one line of f (flushed: the log is read while training runs) and frees it. */
+static void write_line(FILE *f, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fprintf(f, "%s\n", s);
+        fflush(f);
+    }
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
 /* Per-task losses of an epoch (multi-task models), summed over samples. */
 typedef struct {
     double sum[SQ_TASK_N];
@@ -119,13 +130,7 @@ static void log_epoch(FILE *f, uint32_t epoch, double loss, const task_acc *ta, 
     cJSON_AddNumberToObject(o, "valid_seconds", valid_s);
     cJSON_AddNumberToObject(o, "events_per_s", train_s > 0 ? targets / train_s : 0);
     cJSON_AddNumberToObject(o, "lr", lr);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) {
-        fprintf(f, "%s\n", s);
-        fflush(f);
-    }
-    cJSON_free(s);
-    cJSON_Delete(o);
+    write_line(f, o);
 }
 
 /* The validation score of a model without next_item: the mean over its tasks of buy's and
@@ -161,13 +166,7 @@ static void log_valid_tasks(FILE *f, const sq_task_eval *te) {
             to = cJSON_AddObjectToObject(v, sq_task_name(t));
         cJSON_AddNumberToObject(to, sq_task_metric_name((sq_task_metric)k), x);
     }
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) {
-        fprintf(f, "%s\n", s);
-        fflush(f);
-    }
-    cJSON_free(s);
-    cJSON_Delete(o);
+    write_line(f, o);
 }
 
 sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_train_opts *o,
