@@ -97,6 +97,16 @@ static int group_size(const sq_nn_experts *l, int t) {
     return t < l->n_tasks ? l->n_specific : l->n_shared;
 }
 
+/* The run of groups t, t+1, … that read the same input (one GEMM serves all their experts):
+ * returns the group after the run; *ne = the run's experts. */
+static int group_run(const sq_nn_experts *l, const float *const *in, int t, int *ne) {
+    int u = t;
+    *ne = 0;
+    for (; u <= l->n_tasks && in[u] == in[t]; u++)
+        *ne += group_size(l, u);
+    return u;
+}
+
 int sq_nn_experts_init(sq_nn_experts *l, sq_params *ps, const char *prefix, sq_nn_share_kind kind,
                        int C, int H, int n_tasks, int n_shared, int n_specific, int levels,
                        int n_scenes) {
@@ -281,15 +291,12 @@ sq_status sq_nn_experts_forward(const sq_nn_experts *l, const sq_params *ps, sq_
 
         /* experts: one GEMM per run of groups reading the same input */
         const float *W = sq_nn_val(ps, l->ew[lev]), *b = sq_nn_val(ps, l->eb[lev]);
-        for (int t = 0; t <= T;) {
-            int u = t, ne = 0;
-            for (; u <= T && in[u] == in[t]; u++)
-                ne += group_size(l, u);
+        for (int t = 0, u, ne; t <= T; t = u) {
+            u = group_run(l, in, t, &ne);
             const size_t e0 = (size_t)group_first(l, t);
             if (ne > 0)
                 sq_nn_linear_forward_ld(z + e0 * H, EH, in[t], cin, W + e0 * H * cin, b + e0 * H, N,
                                         cin, ne * H);
-            t = u;
         }
         sq_nn_relu_forward(ex, z, (size_t)N * EH);
 
@@ -398,15 +405,12 @@ sq_status sq_nn_experts_backward(const sq_nn_experts *l, sq_params *ps, sq_arena
         /* experts: the same runs of groups as forward */
         const float *W = sq_nn_val(ps, l->ew[lev]);
         float *dW = sq_nn_grad(ps, l->ew[lev]), *db = sq_nn_grad(ps, l->eb[lev]);
-        for (int t = 0; t <= T;) {
-            int u = t, ne = 0;
-            for (; u <= T && in[u] == in[t]; u++)
-                ne += group_size(l, u);
+        for (int t = 0, u, ne; t <= T; t = u) {
+            u = group_run(l, in, t, &ne);
             const size_t e0 = (size_t)group_first(l, t);
             if (ne > 0)
                 sq_nn_linear_backward_ld(din[t], cin, dW + e0 * H * cin, db + e0 * H, de + e0 * H,
                                          EH, in[t], W + e0 * H * cin, N, cin, ne * H);
-            t = u;
         }
         if (K) {
             const int SK = S * K, TSK = T * SK;
