@@ -118,3 +118,20 @@ sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items, u
     sq_ingest_free(in);
     return d;
 }
+
+int test_gen_loo(const char *name, uint32_t users, uint32_t items, uint64_t events, uint64_t seed,
+                 sq_dataset **d, sq_split *s) {
+    sq_error err = {0};
+    if (!(*d = test_gen_dataset(name, users, items, events, seed)))
+        return -1;
+    if (sq_split_loo(*d, s, &err)) {
+        fprintf(stderr, "test_gen_loo %s: %s\n", name, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void test_gen_loo_free(sq_dataset *d, sq_split *s) {
+    sq_split_free(s);
+    sq_data_close(d);
+}

@@ -9,6 +9,8 @@
 /* cmocka.h needs the three headers above first */
 #include <cmocka.h>
 
+#include "seqrec/data.h"
+
 /* Exit code ctest reads as "skipped" (SKIP_RETURN_CODE). */
 enum { TEST_SKIP = 77 };
 
@@ -28,9 +30,13 @@ char *test_read_file(const char *path, size_t *n);
 /* A generated log (the synthetic generator with planted structure) ingested with default
  * options and opened: "<tmpdir>/<name>.csv" and ".sqd". NULL, with the error on stderr, when
  * a step fails. Close with sq_data_close. */
-struct sq_dataset;
 struct sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items,
                                     uint64_t events, uint64_t seed);
+/* test_gen_dataset and its leave-one-out split: 0, or -1 with the reason on stderr (a cmocka
+ * group setup can return it). Free both with test_gen_loo_free. */
+int test_gen_loo(const char *name, uint32_t users, uint32_t items, uint64_t events, uint64_t seed,
+                 sq_dataset **d, sq_split *s);
+void test_gen_loo_free(sq_dataset *d, sq_split *s);
 /* Runs a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -19,18 +19,12 @@ static sq_split S;
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
-    if (!(D = test_gen_dataset("g", 1500, 300, 45000, 5)))
-        return -1;
-    if (sq_split_loo(D, &S, &err))
-        return -1;
-    return 0;
+    return test_gen_loo("g", 1500, 300, 45000, 5, &D, &S);
 }
 
 static int teardown(void **state) {
     (void)state;
-    sq_split_free(&S);
-    sq_data_close(D);
+    test_gen_loo_free(D, &S);
     return 0;
 }
 

@@ -19,16 +19,12 @@ static sq_split S;
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
-    if (!(D = test_gen_dataset("mt", 1500, 300, 45000, 5)))
-        return -1;
-    return sq_split_loo(D, &S, &err) ? -1 : 0;
+    return test_gen_loo("mt", 1500, 300, 45000, 5, &D, &S);
 }
 
 static int teardown(void **state) {
     (void)state;
-    sq_split_free(&S);
-    sq_data_close(D);
+    test_gen_loo_free(D, &S);
     return 0;
 }
 
@@ -40,8 +36,7 @@ static sq_model *train(const char *tasks, const char *sharing, uint32_t epochs) 
     if (sq_config_set(cfg, "tasks", tasks, &err) || sq_config_set(cfg, "sharing", sharing, &err) ||
         sq_config_set(cfg, "hidden", "32", &err) || sq_config_set(cfg, "maxlen", "20", &err) ||
         sq_config_set(cfg, "lr", "0.003", &err) || sq_config_set(cfg, "batch", "32", &err) ||
-        sq_config_set(cfg, "epochs", ep, &err) ||
-        sq_config_set(cfg, "valid_every", ep, &err))
+        sq_config_set(cfg, "epochs", ep, &err) || sq_config_set(cfg, "valid_every", ep, &err))
         fail_msg("config: %s", err.msg);
     sq_model *m = NULL;
     if (sq_model_create(&m, "sasrec", cfg, D, 7, &err))
@@ -69,8 +64,8 @@ static void test_learns_funnel(void **state) {
     /* resolved by name from view,cart,buy: click = {cart, buy}, buy = {buy} */
     sq_task_labels lab;
     unsigned tasks = sq_model_tasks(m, &lab);
-    assert_int_equal(tasks, 1u << SQ_TASK_NEXT_ITEM | 1u << SQ_TASK_NEXT_BEH |
-                                1u << SQ_TASK_CLICK | 1u << SQ_TASK_BUY);
+    assert_int_equal(tasks, 1u << SQ_TASK_NEXT_ITEM | 1u << SQ_TASK_NEXT_BEH | 1u << SQ_TASK_CLICK |
+                                1u << SQ_TASK_BUY);
     uint32_t view = sq_data_find_behaviour(D, "view"), cart = sq_data_find_behaviour(D, "cart"),
              buy = sq_data_find_behaviour(D, "buy");
     assert_true(!lab.click[view] && lab.click[cart] && lab.click[buy]);

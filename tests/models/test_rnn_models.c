@@ -34,9 +34,7 @@ static double hr10(const sq_model *m) {
 static int setup(void **state) {
     (void)state;
     sq_error err = {0};
-    if (!(D = test_gen_dataset("g", 1500, 300, 45000, 5)))
-        return -1;
-    if (sq_split_loo(D, &S, &err))
+    if (test_gen_loo("g", 1500, 300, 45000, 5, &D, &S))
         return -1;
     sq_model *pop = NULL;
     if (sq_model_create(&pop, "pop", NULL, D, 1, &err) || pop->ops->fit(pop, D, &S, NULL, &err))
@@ -52,8 +50,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    sq_split_free(&S);
-    sq_data_close(D);
+    test_gen_loo_free(D, &S);
     return 0;
 }
 

@@ -14,16 +14,12 @@ static sq_split S;
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
-    if (!(D = test_gen_dataset("g", 400, 50, 12000, 3)))
-        return -1;
-    return sq_split_loo(D, &S, &err) ? -1 : 0;
+    return test_gen_loo("g", 400, 50, 12000, 3, &D, &S);
 }
 
 static int teardown(void **state) {
     (void)state;
-    sq_split_free(&S);
-    sq_data_close(D);
+    test_gen_loo_free(D, &S);
     return 0;
 }
 
