@@ -72,10 +72,12 @@ typedef struct {
 
 /* ==================================== Multi-task models ===================================== */
 
-/* Task predictions for B sequences, each with its request and candidate item (dataset id).
- * SQ_ERR_ARG for a model that is not multi-task. */
+/* Task predictions for B sequences, each with its request and candidate item (dataset id), and,
+ * with scores != NULL, the next-item scores [B, n_items] of the same forward pass (what
+ * sq_model_score gives). SQ_ERR_ARG for a model that is not multi-task. */
 sq_status sq_model_predict_tasks(const sq_model *m, const sq_seq *seqs, const uint32_t *items,
-                                 uint32_t B, sq_task_pred *out, sq_arena *a, sq_error *err);
+                                 uint32_t B, sq_task_pred *out, float *scores, sq_arena *a,
+                                 sq_error *err);
 /* One sequence against K candidate items: value, pCTR, pCVR, pCTCVR of each (p_beh NaN). The
  * arena needs sq_model_predict_items_scratch(m, K) bytes. SQ_ERR_ARG: not a multi-task model. */
 sq_status sq_model_predict_items(const sq_model *m, const sq_seq *seq, const uint32_t *items,

@@ -300,12 +300,9 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
             seqs[b].req_ctx = n_ctx ? ctx + e * n_ctx : NULL;
             cand[b] = items[e];
         }
-        sq_arena_reset(a);
-        if ((rc = sq_model_predict_tasks(m, seqs, cand, nb, pred, a, err)))
-            break;
-        int ranks = (tasks >> SQ_TASK_NEXT_ITEM) & 1u;
-        sq_arena_reset(a);
-        if (ranks && (rc = sq_model_score(m, seqs, nb, scores, a, err)))
+        const int ranks = (tasks >> SQ_TASK_NEXT_ITEM) & 1u;
+        sq_arena_reset(a); /* one forward pass: the heads and, for next_item, the scores */
+        if ((rc = sq_model_predict_tasks(m, seqs, cand, nb, pred, ranks ? scores : NULL, a, err)))
             break;
         for (uint32_t b = 0; b < nb; b++) {
             uint32_t u = users[start + b], first = seqs[b].n;

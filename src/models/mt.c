@@ -687,7 +687,8 @@ void sq_model_task_losses(const sq_model *m, double loss[SQ_TASK_N], long n[SQ_T
 }
 
 sq_status sq_model_predict_tasks(const sq_model *m, const sq_seq *seqs, const uint32_t *items,
-                                 uint32_t B, sq_task_pred *out, sq_arena *a, sq_error *err) {
+                                 uint32_t B, sq_task_pred *out, float *scores, sq_arena *a,
+                                 sq_error *err) {
     if (m->ops != &mt_ops)
         return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
                          m->ops->name);
@@ -695,7 +696,7 @@ sq_status sq_model_predict_tasks(const sq_model *m, const sq_seq *seqs, const ui
     sq_status rc = seq_inputs(m, a, seqs, B, &in, err);
     if (rc)
         return rc;
-    return mt_net_predict(&((const mt_model *)m->impl)->net, a, &in, NULL, items, out, NULL, err);
+    return mt_net_predict(&((const mt_model *)m->impl)->net, a, &in, scores, items, out, NULL, err);
 }
 
 sq_status sq_model_predict_items(const sq_model *m, const sq_seq *seq, const uint32_t *items,
