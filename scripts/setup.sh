@@ -11,6 +11,7 @@ PACKAGES=(
   libcjson-dev                        # JSON
   libcmocka-dev                       # unit tests
   libsqlite3-dev libmicrohttpd-dev    # event store and HTTP (serve)
+  wrk                                 # HTTP load (serve soak test, bench/serve.sh)
   python3                             # test helpers
 )
 

@@ -16,6 +16,7 @@ static const sq_cli_command commands[] = {
     {"eval", "evaluate a model: full-ranking metrics with confidence intervals", cmd_eval},
     {"recommend", "top-k items for a user", cmd_recommend},
     {"similar", "items nearest to an item", cmd_similar},
+    {"serve", "serve recommendations over HTTP while events stream in", cmd_serve},
     {"bench", "measure a part of seqrec and print the figures", cmd_bench},
 };
 

@@ -2,24 +2,27 @@
  * (SQLite's test_malloc idea) and check that each error path cleans up. */
 #include "seqrec/core.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static long fail_after = -1; /* allocations left before failing; < 0: never fail */
-static long alloc_count = 0; /* allocations since the last sq_alloc_fail_after */
+/* Atomic (relaxed) because `serve` allocates from many threads; failure injection itself is
+ * for single-threaded tests. */
+static atomic_long fail_after = -1; /* allocations left before failing; < 0: never fail */
+static atomic_long alloc_count = 0; /* allocations since the last sq_alloc_fail_after */
 
 static int should_fail(void) {
-    alloc_count++;
-    if (fail_after < 0) return 0;
-    if (fail_after == 0) return 1;
-    fail_after--;
+    atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+    long left = atomic_load_explicit(&fail_after, memory_order_relaxed);
+    if (left < 0) return 0;
+    if (left == 0) return 1;
+    atomic_store_explicit(&fail_after, left - 1, memory_order_relaxed);
     return 0;
 }
 
 long sq_alloc_fail_after(long n) {
-    long c = alloc_count;
-    fail_after = n;
-    alloc_count = 0;
+    long c = atomic_exchange(&alloc_count, 0);
+    atomic_store(&fail_after, n);
     return c;
 }
 

@@ -1,0 +1,145 @@
+/* cmd_serve.c — `seqrec serve`: parses options into sq_serve_opts, starts the server, prints
+ * where it listens, and waits for SIGINT or SIGTERM to stop it cleanly. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli/cli.h"
+#include "seqrec/serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "NAME=PATH[:WEIGHT]" → a variant (pointing into arg, which it edits). */
+static int parse_variant(char *arg, sq_serve_variant *v) {
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        return -1;
+    *eq = 0;
+    v->name = arg;
+    v->path = eq + 1;
+    v->weight = 1.0;
+    char *colon = strrchr(eq + 1, ':');
+    if (colon) {
+        char *end;
+        double w = strtod(colon + 1, &end);
+        if (*end || !(w > 0))
+            return -1;
+        *colon = 0;
+        v->weight = w;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *pos[2], *store = NULL, *bind = NULL, *keys = NULL, *negative = NULL,
+                       *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS];
+    int npos = 0, nvar = 0, quiet = 0, no_sync = 0;
+    uint64_t port = 8080, http_threads = 0, score_threads = 0, cache_mb = 256, user_events = 0,
+             max_body = 0, max_batch = 0, max_depth = 0;
+    double weight = 1.0, rate = 0.0, hit_window = 0.0;
+    const sq_opt opts[] = {
+        {"store", OPT_STR, &store, "FILE", "the SQLite event store (default events.db)", 0, 0},
+        {"port", OPT_U64, &port, "N", "TCP port (default 8080; 0: any free port)", 0, 0},
+        {"bind", OPT_STR, &bind, "ADDR", "address to listen on (default 127.0.0.1)", 0, 0},
+        {"api-key-file", OPT_STR, &keys, "F",
+         "keys for writes and admin calls, one a line: KEY [admin]", 0, 0},
+        {"variant", OPT_MULTI, variants, "NAME=PATH[:W]",
+         "serve another model side by side for an A/B test, with weight W (default 1)", &nvar,
+         SQ_SERVE_MAX_VARIANTS - 1},
+        {"weight", OPT_DOUBLE, &weight, "W", "the main model's A/B weight (default 1)", 0, 0},
+        {"negative", OPT_STR, &negative, "LIST",
+         "behaviours that are negative feedback, never recommended back (dislike,skip,hide)", 0,
+         0},
+        {"cache-mb", OPT_U64, &cache_mb, "MB", "per-user state cache limit (default 256)", 0, 0},
+        {"user-events", OPT_U64, &user_events, "N", "live events kept per cached user (200)", 0,
+         0},
+        {"http-threads", OPT_U64, &http_threads, "N", "HTTP thread pool (default 16)", 0, 0},
+        {"score-threads", OPT_U64, &score_threads, "N", "scoring workers (default: the cores)", 0,
+         0},
+        {"max-body", OPT_U64, &max_body, "BYTES", "request body limit (default 1 MiB)", 0, 0},
+        {"max-batch", OPT_U64, &max_batch, "N", "events per POST (default 1000)", 0, 0},
+        {"max-depth", OPT_U64, &max_depth, "N", "JSON nesting limit (default 16)", 0, 0},
+        {"rate-limit", OPT_DOUBLE, &rate, "N",
+         "requests a second per API key or client address (default: none)", 0, 0},
+        {"hit-window", OPT_DOUBLE, &hit_window, "S",
+         "seconds a recommendation counts toward A/B hits (default 3600)", 0, 0},
+        {"access-log", OPT_STR, &access_log, "FILE", "append a line per request (ids hashed)", 0,
+         0},
+        {"static", OPT_STR, &static_dir, "DIR", "serve the files of DIR at / (the dashboard)", 0,
+         0},
+        {"no-sync", OPT_FLAG, &no_sync, NULL, "tests only: the store does not fsync", 0, 0},
+        {"quiet", OPT_FLAG, &quiet, NULL, "no log lines on stderr", 0, 0},
+    };
+    sq_cli_spec spec = {
+        "seqrec serve model.sqm data.sqd [--store events.db] [--port 8080] [--bind 127.0.0.1] "
+        "[--api-key-file F] [options]",
+        "Serves recommendations over HTTP (docs/serve.md): events posted to /v1/events are "
+        "stored durably and change the user's next recommendations at once. Prints "
+        "'listening on http://ADDR:PORT' when ready; stops cleanly on SIGINT or SIGTERM.",
+        opts,
+        (int)(sizeof opts / sizeof opts[0]),
+        pos,
+        2,
+        2,
+        &npos};
+    int rc = sq_cli_parse(&spec, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (port > 65535 || cache_mb < 1 || !(weight > 0)) {
+        fprintf(stderr, "seqrec serve: --port must be 0..65535, --cache-mb ≥ 1, --weight > 0\n");
+        return 2;
+    }
+    sq_serve_opts o = {0};
+    o.data_path = pos[1];
+    o.variants[0] = (sq_serve_variant){"main", pos[0], weight};
+    o.n_variants = 1;
+    for (int i = 0; i < nvar; i++) {
+        char *arg = (char *)variants[i];
+        if (parse_variant(arg, &o.variants[o.n_variants])) {
+            fprintf(stderr, "seqrec serve: --variant '%s': expected NAME=PATH[:WEIGHT > 0]\n",
+                    variants[i]);
+            return 2;
+        }
+        o.n_variants++;
+    }
+    o.store_path = store;
+    o.bind = bind;
+    o.port = (uint16_t)port;
+    o.api_key_file = keys;
+    o.http_threads = (uint32_t)http_threads;
+    o.score_threads = (uint32_t)score_threads;
+    o.cache_bytes = cache_mb << 20;
+    o.user_events = (uint32_t)user_events;
+    o.max_body = max_body;
+    o.max_batch = (uint32_t)max_batch;
+    o.max_depth = (uint32_t)max_depth;
+    o.rate_limit = rate;
+    o.negative = negative;
+    o.hit_window = hit_window;
+    o.access_log = access_log;
+    o.static_dir = static_dir;
+    o.no_sync = no_sync;
+    sq_cli_reporter cr;
+    o.reporter = sq_cli_reporter_init(&cr, quiet);
+
+    /* the signals are taken by sigwait below, never delivered to a server thread */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sq_error err = {0};
+    sq_server *s = NULL;
+    if (sq_serve_start(&s, &o, &err))
+        return sq_cli_fail("serve", &err);
+    printf("listening on http://%s:%u\n", bind ? bind : "127.0.0.1", sq_serve_port(s));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (!quiet)
+        fprintf(stderr, "seqrec serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sq_serve_stop(s);
+    return 0;
+}

@@ -1,0 +1,289 @@
+/* scorer.c — scoring workers. A request thread queues its job and sleeps; a worker takes every
+ * pending job of the same model at once (up to MAX_BATCH) and scores them together:
+ *
+ *   fast models: vectors of the jobs without a cached one ─ one seq_vectors call ─┐
+ *                cached vectors ──────────────────────────────────────────────────┴▶ U [B, dim]
+ *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch)
+ *   other models: S = sq_model_score(sequences)
+ *   then per job: excluded items → NaN, top k.
+ *
+ * Under load batches grow by themselves (everything that queued while a batch ran forms the
+ * next), so throughput rises with load while an idle server answers a lone request at once.
+ * Each worker runs its BLAS and OpenMP single-threaded: the workers are the parallelism. */
+#define _POSIX_C_SOURCE 200809L
+#include "serve/serve_int.h"
+#include "seqrec/eval.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+enum { MAX_BATCH = 32 };
+
+typedef struct slot {
+    sv_job *job;
+    sq_status rc;
+    sq_error err;
+    int done;
+    pthread_cond_t cv;
+    struct slot *next;
+} slot;
+
+typedef struct {
+    sv_scorer *sc;
+    pthread_t th;
+    float *S;        /* [MAX_BATCH, n_items] */
+    float *U;        /* [MAX_BATCH, dim_cap] */
+    uint32_t dim_cap;
+    sq_arena *a;
+    size_t a_size;
+} worker;
+
+struct sv_scorer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* work arrived or stop */
+    slot *head, *tail;
+    int stop;
+    uint32_t n_items;
+    worker *w;
+    uint32_t n_w, cap_w; /* started, allocated */
+    atomic_ullong *batches, *batched; /* the server's counters, or NULL */
+};
+
+/* The k best of row (NaN never chosen), best first, ties by the smaller id: sq_topk's result
+ * (tests/serve/test_serve_parts.c compares them), faster. Chunks of 64 scores whose maximum cannot
+ * enter the list are skipped after one vectorised max (the comparisons are false for NaN);
+ * after the first chunks almost every chunk is skipped. */
+uint32_t sv_topk(const float *row, uint32_t n, uint32_t k, uint32_t *ids, float *vals) {
+    enum { CH = 64 };
+    uint32_t have = 0;
+    for (uint32_t c0 = 0; c0 < n; c0 += CH) {
+        const uint32_t c1 = n - c0 < CH ? n : c0 + CH;
+        if (have == k) {
+            float mx = -INFINITY;
+            if (c1 - c0 == CH) {
+                const float *x = row + c0;
+#pragma omp simd reduction(max : mx)
+                for (uint32_t i = 0; i < CH; i++)
+                    mx = x[i] > mx ? x[i] : mx;
+            } else {
+                for (uint32_t i = c0; i < c1; i++)
+                    mx = row[i] > mx ? row[i] : mx;
+            }
+            if (!(mx > vals[k - 1]))
+                continue;
+        }
+        for (uint32_t i = c0; i < c1; i++) {
+            const float v = row[i];
+            if (isnan(v) || (have == k && v <= vals[k - 1]))
+                continue;
+            uint32_t p = have < k ? have++ : k - 1;
+            while (p > 0 && vals[p - 1] < v) {
+                ids[p] = ids[p - 1];
+                vals[p] = vals[p - 1];
+                p--;
+            }
+            ids[p] = i;
+            vals[p] = v;
+        }
+    }
+    return have;
+}
+
+static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error *err) {
+    size_t need = m->ops->scratch ? m->ops->scratch(m, B, 0) : (size_t)64 << 20;
+    if (need > w->a_size) {
+        sq_arena_free(w->a);
+        w->a_size = 0;
+        if (!(w->a = sq_arena_create(need)))
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (scoring arena %zu bytes)", need);
+        w->a_size = need;
+    }
+    sq_arena_reset(w->a);
+    return SQ_OK;
+}
+
+static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
+    const sv_model *sm = b[0]->job->model;
+    const sq_model *m = sm->m;
+    const uint32_t ni = w->sc->n_items;
+    sq_status rc = ensure_arena(w, m, B, err);
+    if (rc)
+        return rc;
+    if (sm->fast) {
+        const uint32_t dim = sm->dim;
+        if (dim > w->dim_cap) {
+            float *u = sq_reallocn(w->U, (size_t)MAX_BATCH * dim, sizeof *u);
+            if (!u)
+                return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+            w->U = u;
+            w->dim_cap = dim;
+        }
+        sq_seq seqs[MAX_BATCH];
+        uint32_t need[MAX_BATCH], nn = 0;
+        for (uint32_t j = 0; j < B; j++) {
+            if (b[j]->job->vec)
+                memcpy(w->U + (size_t)j * dim, b[j]->job->vec, dim * sizeof(float));
+            else {
+                need[nn] = j;
+                seqs[nn++] = b[j]->job->seq;
+            }
+        }
+        if (nn) {
+            float *tmp = sq_arena_alloc(w->a, (size_t)nn * dim * sizeof *tmp);
+            if (!tmp)
+                return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
+            if ((rc = m->ops->seq_vectors(m, seqs, nn, tmp, w->a, err)))
+                return rc;
+            for (uint32_t t = 0; t < nn; t++) {
+                memcpy(w->U + (size_t)need[t] * dim, tmp + (size_t)t * dim, dim * sizeof *tmp);
+                if (b[need[t]]->job->vec_out)
+                    memcpy(b[need[t]]->job->vec_out, tmp + (size_t)t * dim, dim * sizeof *tmp);
+            }
+        }
+        sv_dot_panels(w->U, B, dim, sm->Yp, ni, w->S);
+    } else {
+        sq_seq seqs[MAX_BATCH];
+        for (uint32_t j = 0; j < B; j++)
+            seqs[j] = b[j]->job->seq;
+        if ((rc = sq_model_score(m, seqs, B, w->S, w->a, err)))
+            return rc;
+    }
+    for (uint32_t j = 0; j < B; j++) {
+        sv_job *job = b[j]->job;
+        float *row = w->S + (size_t)j * ni;
+        for (uint32_t e = 0; e < job->n_exclude; e++)
+            if (job->exclude[e] < ni)
+                row[job->exclude[e]] = NAN;
+        job->n = sv_topk(row, ni, job->k, job->ids, job->scores);
+    }
+    return SQ_OK;
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    sv_scorer *sc = w->sc;
+    omp_set_num_threads(1);
+    for (;;) {
+        slot *b[MAX_BATCH];
+        uint32_t B = 0;
+        pthread_mutex_lock(&sc->mu);
+        while (!sc->head && !sc->stop)
+            pthread_cond_wait(&sc->cv, &sc->mu);
+        if (!sc->head) {
+            pthread_mutex_unlock(&sc->mu);
+            break;
+        }
+        /* every pending job of the first job's model, oldest first */
+        const sv_model *m = sc->head->job->model;
+        slot **pp = &sc->head;
+        while (*pp && B < MAX_BATCH) {
+            slot *s = *pp;
+            if (s->job->model == m) {
+                b[B++] = s;
+                *pp = s->next;
+            } else {
+                pp = &s->next;
+            }
+        }
+        sc->tail = NULL;
+        for (slot *s = sc->head; s; s = s->next)
+            sc->tail = s;
+        pthread_mutex_unlock(&sc->mu);
+
+        sq_error err = {0};
+        sq_status rc = score_batch(w, b, B, &err);
+        if (sc->batches) {
+            atomic_fetch_add_explicit(sc->batches, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(sc->batched, B, memory_order_relaxed);
+        }
+        pthread_mutex_lock(&sc->mu);
+        for (uint32_t j = 0; j < B; j++) {
+            b[j]->rc = rc;
+            b[j]->err = err;
+            b[j]->done = 1;
+            pthread_cond_signal(&b[j]->cv);
+        }
+        pthread_mutex_unlock(&sc->mu);
+    }
+    return NULL;
+}
+
+sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t n_items, sq_error *err) {
+    sv_scorer *sc = sq_calloc(1, sizeof *sc);
+    if (!sc)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&sc->mu, NULL);
+    pthread_cond_init(&sc->cv, NULL);
+    sc->n_items = n_items;
+    if (!(sc->w = sq_calloc(threads, sizeof *sc->w))) {
+        sv_scorer_free(sc);
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    sc->cap_w = threads;
+    for (uint32_t i = 0; i < threads; i++) {
+        worker *w = &sc->w[i];
+        w->sc = sc;
+        if (!(w->S = sq_mallocn((size_t)MAX_BATCH * n_items, sizeof *w->S))) {
+            sv_scorer_free(sc);
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (score buffers)");
+        }
+        if (pthread_create(&w->th, NULL, worker_main, w)) {
+            sv_scorer_free(sc);
+            return sq_errorf(err, SQ_ERR_NOMEM, "cannot start a scoring thread");
+        }
+        sc->n_w++;
+    }
+    *out = sc;
+    return SQ_OK;
+}
+
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched) {
+    sc->batches = batches;
+    sc->batched = batched;
+}
+
+void sv_scorer_free(sv_scorer *sc) {
+    if (!sc)
+        return;
+    pthread_mutex_lock(&sc->mu);
+    sc->stop = 1;
+    pthread_cond_broadcast(&sc->cv);
+    pthread_mutex_unlock(&sc->mu);
+    for (uint32_t i = 0; i < sc->n_w; i++)
+        pthread_join(sc->w[i].th, NULL);
+    if (sc->w)
+        for (uint32_t i = 0; i < sc->cap_w; i++) {
+            sq_free(sc->w[i].S);
+            sq_free(sc->w[i].U);
+            sq_arena_free(sc->w[i].a);
+        }
+    sq_free(sc->w);
+    pthread_cond_destroy(&sc->cv);
+    pthread_mutex_destroy(&sc->mu);
+    sq_free(sc);
+}
+
+sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err) {
+    if (job->k == 0) {
+        job->n = 0;
+        return SQ_OK;
+    }
+    slot s = {.job = job};
+    pthread_cond_init(&s.cv, NULL);
+    pthread_mutex_lock(&sc->mu);
+    if (sc->tail)
+        sc->tail->next = &s;
+    else
+        sc->head = &s;
+    sc->tail = &s;
+    pthread_cond_signal(&sc->cv);
+    while (!s.done)
+        pthread_cond_wait(&s.cv, &sc->mu);
+    pthread_mutex_unlock(&sc->mu);
+    pthread_cond_destroy(&s.cv);
+    if (s.rc && err)
+        *err = s.err;
+    return s.rc;
+}

@@ -1,0 +1,310 @@
+/* serve_int.h — the parts of `seqrec serve` and how they meet (public face: seqrec/serve.h).
+ *
+ *   HTTP (server.c: daemon, body, auth, limits, dispatch)
+ *     ├─ routes_events.c  POST /v1/events, GET history, DELETE user, PUT item
+ *     └─ routes_recs.c    GET recommendations, GET similar, reload, healthz, metrics
+ *           │                         │
+ *   users.c: per-user state     variants.c: the served models (A/B split, refcounted,
+ *   (LRU, bounded bytes)        swapped on reload), cold-start popularity
+ *           │                         │
+ *           └── scorer.c: scoring workers that take every pending request at once and score
+ *               them in one batch (one GEMM against the item table), top-k with exclusions
+ *   store.c: the SQLite event store (group commit)        metrics.c: counters, histograms
+ *
+ * Invariants
+ *  1. An event is applied to the user cache only after the store has committed it, and only if
+ *     its seq is above the entry's last_seq: a cache entry holds exactly the store's events of
+ *     its user up to last_seq (the most recent user_events of them).
+ *  2. A cached sequence vector belongs to one model version; a reload makes it stale.
+ *  3. A request holds a reference on the model it scores with: a reload never frees a model
+ *     in use. */
+#ifndef SEQREC_SERVE_INT_H
+#define SEQREC_SERVE_INT_H
+
+#include "seqrec/data.h"
+#include "seqrec/model.h"
+#include "seqrec/serve.h"
+#include "serve/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sq_server sq_server;
+
+/* ========================================== Metrics ========================================== */
+
+enum { SV_HIST_BUCKETS = 14 };
+extern const double SV_HIST_LE[SV_HIST_BUCKETS]; /* seconds; the last is +Inf */
+
+typedef struct {
+    atomic_ullong count;
+    atomic_ullong sum_us;
+    atomic_ullong bucket[SV_HIST_BUCKETS]; /* not cumulative; exposition sums them */
+} sv_hist;
+
+void sv_hist_add(sv_hist *h, double seconds);
+/* The q-quantile (0..1) estimated from the buckets (upper bound of its bucket), seconds. */
+double sv_hist_quantile(const sv_hist *h, double q);
+
+typedef enum {
+    SV_R_EVENTS = 0,
+    SV_R_RECS,
+    SV_R_SIMILAR,
+    SV_R_HISTORY,
+    SV_R_DELETE_USER,
+    SV_R_PUT_ITEM,
+    SV_R_RELOAD,
+    SV_R_HEALTH,
+    SV_R_METRICS,
+    SV_R_INFO,
+    SV_R_STATIC,
+    SV_R_OTHER,
+    SV_R_COUNT
+} sv_route;
+extern const char *const SV_ROUTE_NAMES[SV_R_COUNT];
+
+typedef struct {
+    sv_hist latency[SV_R_COUNT];
+    atomic_ullong status[SV_R_COUNT][5]; /* by class: 1xx..5xx */
+    atomic_ullong events_posted;         /* events accepted */
+    atomic_ullong events_unknown_item;   /* accepted events on items outside the catalogue */
+    atomic_ullong cache_hits, cache_misses, cache_evictions;
+    atomic_ullong cold_start;   /* recommendation requests answered by popularity */
+    atomic_ullong batches, batched_requests; /* scoring batches and what they held */
+    atomic_ullong rate_limited;
+} sv_metrics;
+
+/* Prometheus text exposition of everything the server counts; malloc'd. */
+char *sv_metrics_render(sq_server *s);
+
+/* ========================================= Variants ========================================== */
+
+enum { SV_PANEL = 64 };
+
+typedef struct sv_model {
+    sq_model *m;
+    atomic_int refs;   /* the variant's own reference + one per request using it */
+    uint64_t version;  /* 1, 2, … per load of this variant */
+    int fast;          /* scores are exactly seq_vectors · item_vectors (checked at load) */
+    uint32_t dim;      /* vector width when fast */
+    const float *Y;    /* [n_items, dim] when fast */
+    float *Yp;         /* the same in panels of SV_PANEL items (owned), the scoring layout:
+                          panel p is [dim, SV_PANEL], items p·SV_PANEL…, zero past the last */
+    uint32_t window;   /* most recent events the model reads (its maxlen); 0: all */
+    double loaded_at;  /* UTC seconds */
+} sv_model;
+
+typedef struct {
+    char name[32];
+    char *path;
+    double weight;          /* normalised: the variants' weights sum to 1 */
+    pthread_mutex_t mu;     /* guards cur */
+    sv_model *cur;
+    atomic_ullong requests; /* recommendation requests answered with this variant */
+    atomic_ullong recommended; /* items recommended */
+    atomic_ullong hits;     /* later events on a recommended item within the hit window */
+    sv_hist latency;
+} sv_variant;
+
+/* Loads path for the server's dataset into a new sv_model (refs 1). */
+sq_status sv_model_load(sq_server *s, const char *path, uint64_t version, sv_model **out,
+                        sq_error *err);
+sv_model *sv_variant_acquire(sv_variant *v); /* a reference to the current model */
+void sv_model_release(sv_model *m);          /* frees on the last reference */
+/* The variant a user belongs to: stable, by a hash of the id against the weights. */
+uint32_t sv_variant_of(const sq_server *s, const char *user, size_t len);
+/* Loads the variant's file again (or `path` when not NULL) and swaps it in. */
+sq_status sv_variant_reload(sq_server *s, uint32_t v, const char *path, uint64_t *version,
+                            sq_error *err);
+
+/* Cold start: the most popular items of a scene in the dataset (all scenes when scene is
+ * UINT32_MAX or has none), best first, with their event counts; *n is how many (≤ SV_POPULAR). */
+enum { SV_POPULAR = 1000 };
+sq_status sv_popular_build(sq_server *s, sq_error *err);
+const uint32_t *sv_popular(const sq_server *s, uint32_t scene, uint32_t *n,
+                           const uint32_t **counts);
+
+/* ======================================== User state ========================================= */
+
+/* What a request needs of a user, copied out of the cache (owned by the caller; sv_view_free). */
+typedef struct {
+    uint32_t uid;      /* dataset user, UINT32_MAX when the dataset does not have them */
+    int known;         /* the dataset has them or they posted events */
+    uint32_t n;        /* model sequence: dataset history then live events, the last `cap` */
+    uint32_t *items;
+    uint8_t *beh;
+    int64_t *ts;
+    uint16_t *scene;
+    float *values;
+    uint32_t n_live;   /* how many of the n are live (posted) events */
+    uint32_t *negative; /* items the user gave negative feedback on */
+    uint32_t n_negative;
+    float *vec;        /* the cached sequence vector, or NULL */
+    uint64_t vec_version; /* model version of vec */
+    int64_t last_seq;  /* store seq the view is current to */
+} sv_view;
+
+void sv_view_free(sv_view *v);
+
+typedef struct sv_cache sv_cache;
+
+sq_status sv_cache_create(sv_cache **out, uint64_t max_bytes, uint32_t user_events,
+                          sq_error *err);
+void sv_cache_free(sv_cache *c);
+
+/* Fills *v for the user (loading them from the dataset and the store on a miss): their last
+ * 10,000 events at most. */
+sq_status sv_user_view(sq_server *s, const char *user, size_t len, sv_view *v, sq_error *err);
+/* Stores a sequence vector computed for the view (dropped when the user changed since). */
+void sv_user_set_vec(sq_server *s, const char *user, size_t len, int64_t last_seq,
+                     uint64_t version, const float *vec, uint32_t dim);
+/* Applies committed events (store seq first_seq + i) of one user to their entry, if cached;
+ * counts A/B hits against the user's last recommendations. */
+typedef struct {
+    uint32_t item;     /* dataset id, UINT32_MAX: outside the catalogue */
+    uint8_t beh;       /* dataset behaviour id; 255: not in the dataset's vocabulary */
+    int negative;      /* a negative-feedback behaviour */
+    int64_t ts;
+    uint16_t scene;
+    float value;
+} sv_live_event;
+void sv_user_apply(sq_server *s, const char *user, size_t len, int64_t seq,
+                   const sv_live_event *ev);
+/* What the cache keeps of a stored event (ids resolved against the dataset). */
+void sv_live_from_store(const sq_server *s, const sq_store_event *se, sv_live_event *ev);
+/* Remembers what a user was just recommended, by which variant (for hit counting). */
+void sv_user_recommended(sq_server *s, const char *user, size_t len, uint32_t variant,
+                         const uint32_t *items, uint32_t n);
+/* Drops the user from the cache. */
+void sv_user_forget(sq_server *s, const char *user, size_t len);
+/* Entries and bytes in the cache. */
+void sv_cache_usage(const sv_cache *c, uint64_t *entries, uint64_t *bytes);
+
+/* ========================================== Scoring ========================================== */
+
+typedef struct sv_scorer sv_scorer;
+
+typedef struct {
+    sv_model *model;    /* in: the model (the caller holds a reference) */
+    sq_seq seq;         /* in: the sequence (used when vec is NULL or the model is not fast) */
+    const float *vec;   /* in: a cached sequence vector for this model version, or NULL */
+    const uint32_t *exclude; /* in: items never to return */
+    uint32_t n_exclude;
+    uint32_t k;         /* in */
+    uint32_t *ids;      /* out [k] */
+    float *scores;      /* out [k] */
+    uint32_t n;         /* out: how many */
+    float *vec_out;     /* out [dim] when fast and vec was NULL: the computed vector, or NULL */
+} sv_job;
+
+sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t n_items, sq_error *err);
+void sv_scorer_free(sv_scorer *sc);
+/* The k best of row (NaN never chosen), best first, ties by the smaller id, as sq_topk. */
+uint32_t sv_topk(const float *row, uint32_t n, uint32_t k, uint32_t *ids, float *vals);
+/* Counts batches and the jobs they held into the given counters. */
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched);
+/* Scores one job, batched with whatever else is pending; blocks until done. */
+sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
+
+/* S [B, ni] = U [B, dim] · Yᵀ from the panels of Y (dot.c); the panels of Y [ni, dim]
+ * (sq_free; NULL when out of memory). */
+void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni,
+                   float *S);
+float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
+
+/* ========================================== Explain ========================================== */
+
+typedef struct {
+    uint32_t pos;       /* index in the view's sequence */
+    float contribution; /* score(item) − score(item without this event) */
+} sv_reason;
+
+/* For each of the n recommended items, the `per_item` events of the sequence whose removal
+ * lowers its score most: reasons [n × per_item], ordered by contribution. */
+sq_status sv_explain(const sv_model *m, const sq_seq *seq, const uint32_t *items, uint32_t n,
+                     uint32_t per_item, sv_reason *reasons, uint32_t *n_reasons, sq_error *err);
+
+/* ========================================== Server =========================================== */
+
+typedef struct {
+    char key[128];
+    int admin;
+} sv_key;
+
+struct sq_server {
+    sq_serve_opts o;            /* options, strings pointing into owned copies */
+    sq_dataset *d;
+    const sq_data_info *info;
+    sv_variant var[SQ_SERVE_MAX_VARIANTS];
+    uint32_t n_var;
+    sq_store *store;
+    sv_cache *cache;
+    sv_scorer *scorer;
+    sv_metrics met;
+    struct MHD_Daemon *httpd;
+    uint16_t port;
+    sv_key *keys;
+    uint32_t n_keys;
+    sq_strmap *scenes;          /* scene name → dataset scene id */
+    pthread_mutex_t forgot_mu;
+    sq_strmap *forgotten;       /* users deleted while serving (their dataset history unused) */
+    char **negative_names;      /* negative behaviours by name (also those not in the dataset) */
+    uint32_t n_negative_names;
+    uint32_t *popular;          /* [(n_scenes + 1) × SV_POPULAR]: row n_scenes = all scenes */
+    uint32_t *popular_count;    /* the same shape: event counts */
+    uint32_t *n_popular;        /* [n_scenes + 1] */
+    void *limiter;              /* rate limiter state (server.c) */
+    pthread_mutex_t log_mu;
+    FILE *access_log;
+    uint64_t log_salt;          /* random per process: access logs hash user ids with it */
+    double started;
+    char *owned[16];            /* copies of option strings */
+};
+
+/* A user deleted with DELETE /v1/users/{id}: their dataset history is no longer used. */
+int sv_forgotten(const sq_server *s, const char *user, size_t len);
+void sv_forget(sq_server *s, const char *user, size_t len);
+/* Behaviour name → negative feedback? */
+int sv_is_negative(const sq_server *s, const char *behaviour);
+/* The salted hash of a user id as it appears in logs (16 hex digits into buf[17]). */
+void sv_user_hash(const sq_server *s, const char *user, size_t len, char buf[17]);
+
+/* ========================================== Routes =========================================== */
+
+/* A response to send: status, body (malloc'd, owned by the response), content type. */
+typedef struct {
+    unsigned status;
+    char *body;
+    size_t len;
+    const char *type;
+    const char *variant; /* X-Seqrec-Variant header, or NULL */
+} sv_resp;
+
+/* {"error":"…"} with the status. */
+void sv_error(sv_resp *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The request as routes see it: the path's id (percent-decoded), query parameters, body. */
+typedef struct sv_req sv_req;
+const char *sv_query(const sv_req *q, const char *key); /* NULL when absent */
+const char *sv_body(const sv_req *q, size_t *len);
+
+void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r);
+void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *q, sv_resp *r);
+void sv_route_delete_user(sq_server *s, const char *user, size_t len, sv_resp *r);
+void sv_route_put_item(sq_server *s, const char *item, size_t len, const sv_req *q, sv_resp *r);
+void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, sv_resp *r);
+void sv_route_similar(sq_server *s, const char *item, size_t len, const sv_req *q, sv_resp *r);
+void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r);
+void sv_route_health(sq_server *s, sv_resp *r);
+void sv_route_info(sq_server *s, sv_resp *r);
+
+/* JSON text → cJSON after checking nesting depth ≤ max_depth (without recursion); NULL with a
+ * message in msg on error. */
+struct cJSON *sv_json_parse(const char *text, size_t len, uint32_t max_depth, char *msg,
+                            size_t cap);
+/* Prints the object into r (200 unless status given) and deletes it. */
+void sv_json_resp(sv_resp *r, unsigned status, struct cJSON *o);
+
+#endif
