@@ -2,7 +2,9 @@
 # demo.sh — the main job end to end on a fresh Debian machine: install what is missing, build,
 # then for a generated log and a real one (../shared/data/ml-100k when present): ingest, describe,
 # train the baselines and SASRec, evaluate them with full ranking, recommend and find similar items.
-# A multi-task SASRec on the generated log; serving and the dashboard join as they land.
+# A multi-task SASRec on the generated log. It ends with `seqrec serve` running on the synthetic
+# SASRec (port $SEQREC_PORT, default 8080), after trying the printed curl examples against it;
+# Ctrl-C stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -49,4 +51,38 @@ if [ -f "$DATA/ml-100k/ml-100k.inter" ]; then
 else
   echo "== $DATA/ml-100k not found: skipping the real-data part"
 fi
-echo "== done: datasets in $OUT/"
+echo "== done: datasets and models in $OUT/"
+
+PORT=${SEQREC_PORT:-8080}
+MODEL="$OUT/synthetic.sasrec.sqm"
+echo "== serve $MODEL on http://127.0.0.1:$PORT (event store $OUT/events.db)"
+$BIN serve "$MODEL" "$OUT/synthetic.sqd" --store "$OUT/events.db" --port "$PORT" \
+  --negative dislike >"$OUT/serve.out" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
+trap 'exit 0' INT TERM
+for _ in $(seq 100); do
+  grep -q "listening on" "$OUT/serve.out" 2>/dev/null && break
+  kill -0 $SERVER 2>/dev/null || { echo "seqrec serve did not start"; exit 1; }
+  sleep 0.1
+done
+cat "$OUT/serve.out"
+URL=http://127.0.0.1:$PORT
+EXAMPLES=(
+  "curl -s '$URL/v1/users/1/recommendations?k=5'"
+  "curl -s -X POST $URL/v1/events -d '{\"user\":\"1\",\"item\":\"10\",\"behaviour\":\"view\"}'"
+  "curl -s '$URL/v1/users/1/recommendations?k=5&explain=true'"
+  "curl -s '$URL/v1/users/1/history?limit=3'"
+  "curl -s '$URL/v1/users/someone-new/recommendations?k=3'"
+  "curl -s '$URL/v1/items/10/similar?k=3'"
+  "curl -s $URL/healthz"
+  "curl -s $URL/metrics | grep -E '^seqrec_(events_stored|cache_hit_ratio|model_version)'"
+)
+echo "== try it (each example was just run against the server; its answer follows it)"
+for e in "${EXAMPLES[@]}"; do
+  echo "\$ $e"
+  bash -c "$e"
+  echo
+done
+echo "== seqrec serve is running on $URL (docs/serve.md has the API); Ctrl-C stops it"
+wait $SERVER

@@ -12,7 +12,7 @@ PACKAGES=(
   libcmocka-dev                       # unit tests
   libsqlite3-dev libmicrohttpd-dev    # event store and HTTP (serve)
   wrk                                 # HTTP load (serve soak test, bench/serve.sh)
-  python3                             # test helpers
+  python3 curl                        # test helpers, the demo's HTTP examples
 )
 
 missing=()

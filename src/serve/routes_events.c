@@ -111,82 +111,96 @@ void sv_live_from_store(const sq_server *s, const sq_store_event *se, sv_live_ev
 
 /* ========================================== Routes =========================================== */
 
-void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r) {
-    size_t len;
-    const char *body = sv_body(q, &len);
-    char msg[320];
-    cJSON *root = sv_json_parse(body, len, s->o.max_depth, msg, sizeof msg);
-    if (!root) {
-        sv_error(r, 400, "%s", msg);
-        return;
-    }
+void sv_events_free(sv_events *e) {
+    for (size_t k = 0; k < e->n; k++)
+        cJSON_free(e->ctx[k]);
+    sq_free(e->ctx);
+    sq_free(e->ev);
+    sq_free(e->nums);
+    cJSON_Delete(e->root);
+    memset(e, 0, sizeof *e);
+}
+
+unsigned sv_events_parse(const char *body, size_t len, uint32_t max_depth, uint32_t max_batch,
+                         int64_t now, sv_events *out, char *msg, size_t cap) {
+    memset(out, 0, sizeof *out);
+    cJSON *root = sv_json_parse(body, len, max_depth, msg, cap);
+    if (!root)
+        return 400;
+    out->root = root;
     const int array = cJSON_IsArray(root);
     size_t n = array ? (size_t)cJSON_GetArraySize(root) : 1;
-    if (array && n == 0) {
-        cJSON_Delete(root);
-        sv_error(r, 400, "events: empty array");
-        return;
-    }
-    if (n > s->o.max_batch) {
-        cJSON_Delete(root);
-        sv_error(r, 413, "events: %zu in one request, the limit is %u (--max-batch)", n,
-                 s->o.max_batch);
-        return;
-    }
-    parsed *p = sq_calloc(n, sizeof *p);
-    sq_store_event *ev = sq_mallocn(n, sizeof *ev);
-    if (!p || !ev) {
-        sq_free(p);
-        sq_free(ev);
-        cJSON_Delete(root);
-        sv_error(r, 500, "out of memory");
-        return;
-    }
-    const int64_t now = (int64_t)time(NULL);
-    size_t i = 0;
-    int bad = 0;
+    if (array && n == 0)
+        return snprintf(msg, cap, "events: empty array"), 400;
+    if (n > max_batch)
+        return snprintf(msg, cap, "events: %zu in one request, the limit is %u (--max-batch)", n,
+                        max_batch),
+               413;
+    out->ev = sq_calloc(n, sizeof *out->ev);
+    out->ctx = sq_calloc(n, sizeof *out->ctx);
+    out->nums = sq_calloc(n, 64);
+    if (!out->ev || !out->ctx || !out->nums)
+        return snprintf(msg, cap, "out of memory"), 500;
     const cJSON *o = array ? root->child : root;
-    for (; i < n && o; i++, o = array ? o->next : NULL) {
+    for (size_t i = 0; i < n && o; i++, o = array ? o->next : NULL) {
         char where[40];
         if (array)
             snprintf(where, sizeof where, "events[%zu]", i);
         else
             snprintf(where, sizeof where, "event");
-        if (parse_event(o, &p[i], now, msg, sizeof msg, where)) {
-            bad = 1;
-            i++;
-            break;
+        parsed p;
+        int bad = parse_event(o, &p, now, msg, cap, where);
+        out->ctx[i] = p.context; /* freed with the rest, even on error */
+        out->n = i + 1;
+        if (bad)
+            return 400;
+        /* integer ids were printed into p: keep them with the events */
+        char *nums = out->nums + 64 * i;
+        if (p.ev.user == p.user_num) {
+            memcpy(nums, p.user_num, 32);
+            p.ev.user = nums;
         }
-        ev[i] = p[i].ev;
-    }
-    if (bad) {
-        sv_error(r, 400, "%s", msg);
-    } else {
-        int64_t first = 0;
-        sq_error err = {0};
-        if (sq_store_append(s->store, ev, n, &first, &err)) {
-            sv_error(r, 500, "event store: %s", err.msg);
-        } else {
-            for (size_t k = 0; k < n; k++) {
-                sv_live_event le;
-                sv_live_from_store(s, &ev[k], &le);
-                if (le.item == UINT32_MAX)
-                    atomic_fetch_add_explicit(&s->met.events_unknown_item, 1,
-                                              memory_order_relaxed);
-                sv_user_apply(s, ev[k].user, ev[k].user_len, first + (int64_t)k, &le);
-            }
-            atomic_fetch_add_explicit(&s->met.events_posted, n, memory_order_relaxed);
-            cJSON *out = cJSON_CreateObject();
-            cJSON_AddNumberToObject(out, "accepted", (double)n);
-            cJSON_AddNumberToObject(out, "first_seq", (double)first);
-            sv_json_resp(r, 200, out);
+        if (p.ev.item == p.item_num) {
+            memcpy(nums + 32, p.item_num, 32);
+            p.ev.item = nums + 32;
         }
+        out->ev[i] = p.ev;
     }
-    for (size_t k = 0; k < i; k++)
-        cJSON_free(p[k].context);
-    sq_free(p);
-    sq_free(ev);
-    cJSON_Delete(root);
+    return 0;
+}
+
+void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r) {
+    size_t len;
+    const char *body = sv_body(q, &len);
+    char msg[320];
+    sv_events e;
+    unsigned status = sv_events_parse(body, len, s->o.max_depth, s->o.max_batch,
+                                      (int64_t)time(NULL), &e, msg, sizeof msg);
+    if (status) {
+        sv_error(r, status, "%s", msg);
+        sv_events_free(&e);
+        return;
+    }
+    int64_t first = 0;
+    sq_error err = {0};
+    if (sq_store_append(s->store, e.ev, e.n, &first, &err)) {
+        sv_error(r, 500, "event store: %s", err.msg);
+        sv_events_free(&e);
+        return;
+    }
+    for (size_t k = 0; k < e.n; k++) {
+        sv_live_event le;
+        sv_live_from_store(s, &e.ev[k], &le);
+        if (le.item == UINT32_MAX)
+            atomic_fetch_add_explicit(&s->met.events_unknown_item, 1, memory_order_relaxed);
+        sv_user_apply(s, e.ev[k].user, e.ev[k].user_len, first + (int64_t)k, &le);
+    }
+    atomic_fetch_add_explicit(&s->met.events_posted, e.n, memory_order_relaxed);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(out, "accepted", (double)e.n);
+    cJSON_AddNumberToObject(out, "first_seq", (double)first);
+    sv_json_resp(r, 200, out);
+    sv_events_free(&e);
 }
 
 /* ========================================== History ========================================== */

@@ -290,6 +290,19 @@ typedef struct sv_req sv_req;
 const char *sv_query(const sv_req *q, const char *key); /* NULL when absent */
 const char *sv_body(const sv_req *q, size_t *len);
 
+/* The body of POST /v1/events, validated whole: 0 and the events, or the HTTP status of the
+ * refusal (400, 413, 500) with the reason in msg. Free *out with sv_events_free either way. */
+typedef struct {
+    struct cJSON *root;  /* the parsed body: the events' strings point into it */
+    sq_store_event *ev;
+    size_t n;
+    char **ctx;          /* [n] context objects printed as text (cJSON_free) */
+    char *nums;          /* [n × 64] integer ids printed as text */
+} sv_events;
+unsigned sv_events_parse(const char *body, size_t len, uint32_t max_depth, uint32_t max_batch,
+                         int64_t now, sv_events *out, char *msg, size_t cap);
+void sv_events_free(sv_events *e);
+
 void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r);
 void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *q, sv_resp *r);
 void sv_route_delete_user(sq_server *s, const char *user, size_t len, sv_resp *r);
