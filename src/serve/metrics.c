@@ -50,6 +50,8 @@ typedef struct {
 
 static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(sbuf *b, const char *fmt, ...) {
+    if (!b->buf && sq_grow((void **)&b->buf, &b->cap, 4096, 1))
+        b->failed = 1;
     for (int tries = 0; tries < 2 && !b->failed; tries++) {
         va_list ap;
         va_start(ap, fmt);

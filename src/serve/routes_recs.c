@@ -264,8 +264,8 @@ void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
             for (vi = 0; vi < s->n_var && strcmp(s->var[vi].name, vn->valuestring); vi++)
                 ;
             if (vi == s->n_var) {
-                cJSON_Delete(root);
                 sv_error(r, 404, "reload: no variant '%.64s'", vn->valuestring);
+                cJSON_Delete(root);
                 return;
             }
         }

@@ -414,7 +414,8 @@ sq_status sv_user_view(sq_server *s, const char *user, size_t len, sv_view *v, s
         v->n_live++;
     }
     v->n = k;
-    memcpy(v->negative, e->neg, e->n_neg * sizeof *v->negative);
+    if (e->n_neg)
+        memcpy(v->negative, e->neg, e->n_neg * sizeof *v->negative);
     v->n_negative = e->n_neg;
     pthread_mutex_unlock(&h->mu);
     return SQ_OK;

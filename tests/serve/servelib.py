@@ -170,7 +170,7 @@ class Env:
         self.cli("ingest", "-q", self.log, "-o", self.data)
         # small and short: a couple of seconds at most
         self.cli("train", "-q", self.data, "--model", "sasrec", "--set", "epochs=2",
-                 "--set", "hidden=16", "--set", "maxlen=20", "--threads", "2", "-o", self.sasrec)
+                 "--set", "hidden=16", "--set", "maxlen=20", "-o", self.sasrec)
         if knn:
             self.cli("train", "-q", self.data, "--model", "itemknn", "-o", self.knn)
         return True
