@@ -35,7 +35,9 @@ typedef struct {
     uint16_t port;          /* 0: any free port (see sq_serve_port) */
     const char *api_key_file; /* one key per line ("KEY" or "KEY admin"); NULL: no keys */
     uint32_t http_threads;  /* libmicrohttpd's thread pool; 0: 16 */
-    uint32_t score_threads; /* scoring workers; 0: the cores */
+    uint32_t score_threads; /* threads one batch is scored on (the catalogue split between
+                               them); 0: 1 */
+    uint32_t score_workers; /* batches scored at once; 0: the cores */
     uint64_t cache_bytes;   /* per-user state cache limit; 0: 256 MiB */
     uint32_t user_events;   /* live events kept per cached user; 0: 200 */
     uint64_t max_body;      /* request body limit in bytes; 0: 1 MiB */

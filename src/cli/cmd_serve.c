@@ -34,7 +34,7 @@ int cmd_serve(int argc, char **argv) {
     const char *pos[2], *store = NULL, *bind = NULL, *keys = NULL, *negative = NULL,
                        *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS];
     int npos = 0, nvar = 0, quiet = 0, no_sync = 0;
-    uint64_t port = 8080, http_threads = 0, score_threads = 0, cache_mb = 256, user_events = 0,
+    uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256, user_events = 0,
              max_body = 0, max_batch = 0, max_depth = 0;
     double weight = 1.0, rate = 0.0, hit_window = 0.0;
     const sq_opt opts[] = {
@@ -54,7 +54,9 @@ int cmd_serve(int argc, char **argv) {
         {"user-events", OPT_U64, &user_events, "N", "live events kept per cached user (200)", 0,
          0},
         {"http-threads", OPT_U64, &http_threads, "N", "HTTP thread pool (default 16)", 0, 0},
-        {"score-threads", OPT_U64, &score_threads, "N", "scoring workers (default: the cores)", 0,
+        {"score-threads", OPT_U64, &score_threads, "N",
+         "threads a batch of requests is scored on (default 1)", 0, 0},
+        {"score-workers", OPT_U64, &score_workers, "N", "batches scored at once (default: the cores)", 0,
          0},
         {"max-body", OPT_U64, &max_body, "BYTES", "request body limit (default 1 MiB)", 0, 0},
         {"max-batch", OPT_U64, &max_batch, "N", "events per POST (default 1000)", 0, 0},
@@ -108,6 +110,7 @@ int cmd_serve(int argc, char **argv) {
     o.api_key_file = keys;
     o.http_threads = (uint32_t)http_threads;
     o.score_threads = (uint32_t)score_threads;
+    o.score_workers = (uint32_t)score_workers;
     o.cache_bytes = cache_mb << 20;
     o.user_events = (uint32_t)user_events;
     o.max_body = max_body;

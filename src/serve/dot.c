@@ -40,8 +40,8 @@ PANEL_KERNEL(2)
 PANEL_KERNEL(1)
 
 void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni,
-                   float *S) {
-    for (uint32_t p0 = 0; p0 < ni; p0 += SV_PANEL) {
+                   float *S, uint32_t i0, uint32_t i1) {
+    for (uint32_t p0 = i0; p0 < i1 && p0 < ni; p0 += SV_PANEL) {
         const float *panel = Yp + (size_t)p0 * dim;
         const uint32_t n = ni - p0 < SV_PANEL ? ni - p0 : SV_PANEL;
         uint32_t b = 0;

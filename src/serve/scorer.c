@@ -19,7 +19,7 @@
 #include <omp.h>
 #include <string.h>
 
-enum { MAX_BATCH = 32 };
+enum { MAX_BATCH = 32, SV_MAX_TEAM = 16 };
 
 typedef struct slot {
     sv_job *job;
@@ -38,6 +38,10 @@ typedef struct {
     uint32_t dim_cap;
     sq_arena *a;
     size_t a_size;
+    uint32_t *part_ids; /* [team, B, kmax]: each thread's top-k of its part of the catalogue */
+    float *part_vals;
+    size_t part_cap;
+    uint32_t part_n[SV_MAX_TEAM * MAX_BATCH];
 } worker;
 
 struct sv_scorer {
@@ -46,6 +50,7 @@ struct sv_scorer {
     slot *head, *tail;
     int stop;
     uint32_t n_items;
+    int team; /* threads a worker splits the catalogue across */
     worker *w;
     uint32_t n_w, cap_w; /* started, allocated */
     atomic_ullong *batches, *batched; /* the server's counters, or NULL */
@@ -142,7 +147,6 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
                     memcpy(b[need[t]]->job->vec_out, tmp + (size_t)t * dim, dim * sizeof *tmp);
             }
         }
-        sv_dot_panels(w->U, B, dim, sm->Yp, ni, w->S);
     } else {
         sq_seq seqs[MAX_BATCH];
         for (uint32_t j = 0; j < B; j++)
@@ -150,13 +154,69 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         if ((rc = sq_model_score(m, seqs, B, w->S, w->a, err)))
             return rc;
     }
+    /* scores (fast models), exclusions and top-k, the catalogue split across the cores */
+    uint32_t kmax = 0;
+    for (uint32_t j = 0; j < B; j++)
+        kmax = b[j]->job->k > kmax ? b[j]->job->k : kmax;
+    const int nt = w->sc->team;
+    const size_t need = (size_t)nt * B * kmax;
+    if (need > w->part_cap) {
+        sq_free(w->part_ids);
+        sq_free(w->part_vals);
+        w->part_ids = sq_mallocn(need, sizeof *w->part_ids);
+        w->part_vals = sq_mallocn(need, sizeof *w->part_vals);
+        w->part_cap = w->part_ids && w->part_vals ? need : 0;
+        if (!w->part_cap)
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (top-k lists)");
+    }
+    uint32_t *pn = w->part_n;
+    const uint32_t n_panels = (ni + SV_PANEL - 1) / SV_PANEL;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), tn = omp_get_num_threads();
+        const uint32_t i0 = (uint32_t)((uint64_t)n_panels * t / tn) * SV_PANEL;
+        uint32_t i1 = (uint32_t)((uint64_t)n_panels * (t + 1) / tn) * SV_PANEL;
+        i1 = i1 < ni ? i1 : ni;
+        if (sm->fast && i0 < i1)
+            sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
+        for (uint32_t j = 0; j < B; j++) {
+            sv_job *job = b[j]->job;
+            float *row = w->S + (size_t)j * ni;
+            for (uint32_t e = 0; e < job->n_exclude; e++)
+                if (job->exclude[e] >= i0 && job->exclude[e] < i1)
+                    row[job->exclude[e]] = NAN;
+            uint32_t *ids = w->part_ids + ((size_t)t * B + j) * kmax;
+            float *vals = w->part_vals + ((size_t)t * B + j) * kmax;
+            uint32_t n = i0 < i1 ? sv_topk(row + i0, i1 - i0, job->k, ids, vals) : 0;
+            for (uint32_t q = 0; q < n; q++)
+                ids[q] += i0;
+            pn[t * MAX_BATCH + j] = n;
+        }
+    }
+    /* merge the threads' lists: each is best first, and ranges are in id order, so taking
+     * from the lowest thread on ties keeps sq_topk's order (ties by the smaller id) */
     for (uint32_t j = 0; j < B; j++) {
         sv_job *job = b[j]->job;
-        float *row = w->S + (size_t)j * ni;
-        for (uint32_t e = 0; e < job->n_exclude; e++)
-            if (job->exclude[e] < ni)
-                row[job->exclude[e]] = NAN;
-        job->n = sv_topk(row, ni, job->k, job->ids, job->scores);
+        uint32_t at[SV_MAX_TEAM] = {0}, n = 0;
+        while (n < job->k) {
+            int best = -1;
+            float bv = 0.0f;
+            for (int t = 0; t < nt; t++) {
+                if (at[t] >= pn[t * MAX_BATCH + j])
+                    continue;
+                float v = w->part_vals[((size_t)t * B + j) * kmax + at[t]];
+                if (best < 0 || v > bv) {
+                    best = t;
+                    bv = v;
+                }
+            }
+            if (best < 0)
+                break;
+            job->ids[n] = w->part_ids[((size_t)best * B + j) * kmax + at[best]];
+            job->scores[n++] = bv;
+            at[best]++;
+        }
+        job->n = n;
     }
     return SQ_OK;
 }
@@ -210,13 +270,15 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t n_items, sq_error *err) {
+sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uint32_t n_items,
+                           sq_error *err) {
     sv_scorer *sc = sq_calloc(1, sizeof *sc);
     if (!sc)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&sc->mu, NULL);
     pthread_cond_init(&sc->cv, NULL);
     sc->n_items = n_items;
+    sc->team = team < 1 ? 1 : team > SV_MAX_TEAM ? SV_MAX_TEAM : (int)team;
     if (!(sc->w = sq_calloc(threads, sizeof *sc->w))) {
         sv_scorer_free(sc);
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
@@ -257,6 +319,8 @@ void sv_scorer_free(sv_scorer *sc) {
         for (uint32_t i = 0; i < sc->cap_w; i++) {
             sq_free(sc->w[i].S);
             sq_free(sc->w[i].U);
+            sq_free(sc->w[i].part_ids);
+            sq_free(sc->w[i].part_vals);
             sq_arena_free(sc->w[i].a);
         }
     sq_free(sc->w);

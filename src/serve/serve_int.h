@@ -199,7 +199,9 @@ typedef struct {
     float *vec_out;     /* out [dim] when fast and vec was NULL: the computed vector, or NULL */
 } sv_job;
 
-sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t n_items, sq_error *err);
+/* threads workers, each splitting a batch's catalogue across `team` OpenMP threads. */
+sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uint32_t n_items,
+                           sq_error *err);
 void sv_scorer_free(sv_scorer *sc);
 /* The k best of row (NaN never chosen), best first, ties by the smaller id, as sq_topk. */
 uint32_t sv_topk(const float *row, uint32_t n, uint32_t k, uint32_t *ids, float *vals);
@@ -208,10 +210,10 @@ void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batch
 /* Scores one job, batched with whatever else is pending; blocks until done. */
 sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 
-/* S [B, ni] = U [B, dim] · Yᵀ from the panels of Y (dot.c); the panels of Y [ni, dim]
- * (sq_free; NULL when out of memory). */
+/* Columns [i0, i1) of S [B, ni] = U [B, dim] · Yᵀ from the panels of Y (dot.c; i0 a multiple
+ * of SV_PANEL); the panels of Y [ni, dim] (sq_free; NULL when out of memory). */
 void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni,
-                   float *S);
+                   float *S, uint32_t i0, uint32_t i1);
 float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
 
 /* ========================================== Explain ========================================== */

@@ -647,8 +647,9 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     DEF(store_path, "events.db");
     DEF(bind, "127.0.0.1");
     DEF(http_threads, 16);
-    DEF(score_threads, (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
+    DEF(score_workers, (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
                                       ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
+    DEF(score_threads, 1);
     DEF(cache_bytes, (uint64_t)256 << 20);
     DEF(user_events, 200);
     DEF(max_body, 1u << 20);
@@ -736,7 +737,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         (rc = sq_store_forgotten(s->store, add_forgotten, s, err)))
         goto fail;
     if ((rc = sv_cache_create(&s->cache, s->o.cache_bytes, s->o.user_events, err)) ||
-        (rc = sv_scorer_create(&s->scorer, s->o.score_threads, s->info->n_items, err)))
+        (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads,
+                                       s->info->n_items, err)))
         goto fail;
     sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests);
     if ((rc = start_http(s, err)))

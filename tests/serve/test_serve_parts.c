@@ -29,7 +29,10 @@ static void test_dot_panels(void **state) {
             assert_non_null(Yp);
             for (uint32_t b = 1; b <= B; b++) { /* every remainder of the 4-, 2-, 1-kernels */
                 memset(S, 0, (size_t)B * ni * sizeof *S);
-                sv_dot_panels(U, b, dim, Yp, ni, S);
+                /* in two ranges, split at a panel boundary, as the scorer's threads do */
+                const uint32_t mid = (ni / 2) / SV_PANEL * SV_PANEL;
+                sv_dot_panels(U, b, dim, Yp, ni, S, 0, mid);
+                sv_dot_panels(U, b, dim, Yp, ni, S, mid, ni);
                 double worst = 0;
                 for (uint32_t r = 0; r < b; r++)
                     for (uint32_t i = 0; i < ni; i++) {
