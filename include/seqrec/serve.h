@@ -50,6 +50,10 @@ typedef struct {
                                0: 3600 */
     const char *access_log; /* append one line per request (user ids hashed); NULL: none */
     const char *static_dir; /* files served at / (the dashboard); NULL: none */
+    double online_interval; /* seconds between online learning rounds; 0: only on
+                               POST /v1/admin/learn */
+    double online_lr;       /* online learning rate as a fraction of the model's lr; 0: 0.1 */
+    uint32_t online_steps;  /* optimiser steps a round at least (passes repeat); 0: 50 */
     int no_sync;            /* tests only: the store does not fsync (not durable) */
     sq_reporter reporter;   /* log lines */
 } sq_serve_opts;

@@ -36,7 +36,8 @@ int cmd_serve(int argc, char **argv) {
     int npos = 0, nvar = 0, quiet = 0, no_sync = 0;
     uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256, user_events = 0,
              max_body = 0, max_batch = 0, max_depth = 0;
-    double weight = 1.0, rate = 0.0, hit_window = 0.0;
+    double weight = 1.0, rate = 0.0, hit_window = 0.0, online = 0.0, online_lr = 0.0;
+    uint64_t online_steps = 0;
     const sq_opt opts[] = {
         {"store", OPT_STR, &store, "FILE", "the SQLite event store (default events.db)", 0, 0},
         {"port", OPT_U64, &port, "N", "TCP port (default 8080; 0: any free port)", 0, 0},
@@ -65,6 +66,15 @@ int cmd_serve(int argc, char **argv) {
          "requests a second per API key or client address (default: none)", 0, 0},
         {"hit-window", OPT_DOUBLE, &hit_window, "S",
          "seconds a recommendation counts toward A/B hits (default 3600)", 0, 0},
+        {"online-learning", OPT_DOUBLE, &online, "S",
+         "every S seconds, fine-tune each model on the new events and swap it in (default: "
+         "only on POST /v1/admin/learn)",
+         0, 0},
+        {"online-lr", OPT_DOUBLE, &online_lr, "F",
+         "online learning rate as a fraction of the model's lr (default 0.1)", 0, 0},
+        {"online-steps", OPT_U64, &online_steps, "N",
+         "optimiser steps a round at least, in passes over the new sequences (default 50)", 0,
+         0},
         {"access-log", OPT_STR, &access_log, "FILE", "append a line per request (ids hashed)", 0,
          0},
         {"static", OPT_STR, &static_dir, "DIR", "serve the files of DIR at / (the dashboard)", 0,
@@ -87,8 +97,10 @@ int cmd_serve(int argc, char **argv) {
     int rc = sq_cli_parse(&spec, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (port > 65535 || cache_mb < 1 || !(weight > 0)) {
-        fprintf(stderr, "seqrec serve: --port must be 0..65535, --cache-mb ≥ 1, --weight > 0\n");
+    if (port > 65535 || cache_mb < 1 || !(weight > 0) || !(online >= 0) || !(online_lr >= 0) ||
+        !(rate >= 0) || !(hit_window >= 0)) {
+        fprintf(stderr, "seqrec serve: --port must be 0..65535, --cache-mb ≥ 1, --weight > 0, "
+                        "--online-learning, --online-lr, --rate-limit, --hit-window ≥ 0\n");
         return 2;
     }
     sq_serve_opts o = {0};
@@ -119,6 +131,9 @@ int cmd_serve(int argc, char **argv) {
     o.rate_limit = rate;
     o.negative = negative;
     o.hit_window = hit_window;
+    o.online_interval = online;
+    o.online_lr = online_lr;
+    o.online_steps = (uint32_t)online_steps;
     o.access_log = access_log;
     o.static_dir = static_dir;
     o.no_sync = no_sync;

@@ -287,6 +287,61 @@ void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
     cJSON_Delete(root);
 }
 
+/* Body {"variant":"main"} or none (every variant). */
+void sv_route_learn(sq_server *s, const sv_req *q, sv_resp *r) {
+    size_t len;
+    const char *body = sv_body(q, &len);
+    uint32_t v0 = 0, v1 = s->n_var;
+    if (len) {
+        char msg[320];
+        cJSON *root = sv_json_parse(body, len, s->o.max_depth, msg, sizeof msg);
+        if (!root) {
+            sv_error(r, 400, "%s", msg);
+            return;
+        }
+        const cJSON *vn = cJSON_GetObjectItemCaseSensitive(root, "variant");
+        if (!cJSON_IsObject(root) || (vn && !cJSON_IsString(vn))) {
+            cJSON_Delete(root);
+            sv_error(r, 400, "learn: expected {\"variant\":\"…\"} or no body");
+            return;
+        }
+        if (vn) {
+            for (v0 = 0; v0 < s->n_var && strcmp(s->var[v0].name, vn->valuestring); v0++)
+                ;
+            if (v0 == s->n_var) {
+                sv_error(r, 404, "learn: no variant '%.64s'", vn->valuestring);
+                cJSON_Delete(root);
+                return;
+            }
+            v1 = v0 + 1;
+        }
+        cJSON_Delete(root);
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(out, "variants");
+    for (uint32_t v = v0; v < v1; v++) {
+        sv_online_result res;
+        sq_error err = {0};
+        if (sv_online_round(s, v, &res, &err)) {
+            cJSON_Delete(out);
+            sv_error(r, err.code == SQ_ERR_ARG ? 409 : 500, "learn: %s", err.msg);
+            return;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "variant", s->var[v].name);
+        cJSON_AddNumberToObject(o, "users", res.users);
+        cJSON_AddNumberToObject(o, "sequences", res.sequences);
+        cJSON_AddNumberToObject(o, "steps", (double)res.steps);
+        cJSON_AddNumberToObject(o, "loss", res.loss);
+        cJSON_AddBoolToObject(o, "updated", res.version != 0);
+        sv_model *sm = sv_variant_acquire(&s->var[v]);
+        cJSON_AddNumberToObject(o, "model_version", (double)sm->version);
+        sv_model_release(sm);
+        cJSON_AddItemToArray(arr, o);
+    }
+    sv_json_resp(r, 200, out);
+}
+
 void sv_route_health(sq_server *s, sv_resp *r) {
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "status", "ok");

@@ -56,6 +56,7 @@ typedef enum {
     SV_R_DELETE_USER,
     SV_R_PUT_ITEM,
     SV_R_RELOAD,
+    SV_R_LEARN,
     SV_R_HEALTH,
     SV_R_METRICS,
     SV_R_INFO,
@@ -228,6 +229,23 @@ typedef struct {
 sq_status sv_explain(const sv_model *m, const sq_seq *seq, const uint32_t *items, uint32_t n,
                      uint32_t per_item, sv_reason *reasons, uint32_t *n_reasons, sq_error *err);
 
+/* ====================================== Online learning ====================================== */
+
+typedef struct {
+    uint64_t events;    /* store seqs covered by the round */
+    uint32_t users;     /* users with new events */
+    uint32_t sequences; /* sequences trained on (users with 2+ events) */
+    long steps;         /* optimiser steps */
+    double loss;        /* mean next-item loss over the round */
+    uint64_t version;   /* the variant's new model version; 0: nothing new, no swap */
+} sv_online_result;
+
+/* One round for variant vi (online.c). Errors: SQ_ERR_ARG (the model cannot learn online), IO,
+ * NOMEM, NUMERIC. */
+sq_status sv_online_round(sq_server *s, uint32_t vi, sv_online_result *res, sq_error *err);
+sq_status sv_online_start(sq_server *s, sq_error *err); /* the thread, with online_interval */
+void sv_online_stop(sq_server *s);
+
 /* ========================================== Server =========================================== */
 
 typedef struct {
@@ -262,6 +280,11 @@ struct sq_server {
     FILE *access_log;
     uint64_t log_salt;          /* random per process: access logs hash user ids with it */
     double started;
+    int64_t online_seq[SQ_SERVE_MAX_VARIANTS]; /* store seq each variant has learnt through */
+    pthread_mutex_t online_mu;
+    pthread_cond_t online_cv;
+    pthread_t online_th;
+    int online_stop, online_inited, online_running;
     char *owned[16];            /* copies of option strings */
 };
 
@@ -312,6 +335,7 @@ void sv_route_put_item(sq_server *s, const char *item, size_t len, const sv_req 
 void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, sv_resp *r);
 void sv_route_similar(sq_server *s, const char *item, size_t len, const sv_req *q, sv_resp *r);
 void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r);
+void sv_route_learn(sq_server *s, const sv_req *q, sv_resp *r);
 void sv_route_health(sq_server *s, sv_resp *r);
 void sv_route_info(sq_server *s, sv_resp *r);
 

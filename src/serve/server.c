@@ -345,6 +345,8 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         route = SV_R_EVENTS, method_ok = !strcmp(method, "POST"), need = AUTH_WRITE;
     else if (!strcmp(url, "/v1/admin/reload"))
         route = SV_R_RELOAD, method_ok = !strcmp(method, "POST"), need = AUTH_ADMIN;
+    else if (!strcmp(url, "/v1/admin/learn"))
+        route = SV_R_LEARN, method_ok = !strcmp(method, "POST"), need = AUTH_ADMIN;
     else if ((m = split_id(url, "/v1/users/", id, sizeof id, &rest)) != 0) {
         if (m < 0) {
             sv_error(r, m < 0 ? 400 : 404, "user id: 1..%d bytes", MAX_PATH_ID);
@@ -434,6 +436,9 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         break;
     case SV_R_RELOAD:
         sv_route_reload(s, q, r);
+        break;
+    case SV_R_LEARN:
+        sv_route_learn(s, q, r);
         break;
     case SV_R_RECS:
         sv_route_recs(s, id, strlen(id), q, r);
@@ -656,6 +661,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     DEF(max_batch, 1000);
     DEF(max_depth, 16);
     DEF(hit_window, 3600.0);
+    DEF(online_lr, 0.1);
+    DEF(online_steps, 50);
 #undef DEF
     s->o.data_path = own(s, s->o.data_path);
     s->o.store_path = own(s, s->o.store_path);
@@ -741,7 +748,7 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
                                        s->info->n_items, err)))
         goto fail;
     sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests);
-    if ((rc = start_http(s, err)))
+    if ((rc = sv_online_start(s, err)) || (rc = start_http(s, err)))
         goto fail;
     *out = s;
     return SQ_OK;
@@ -759,6 +766,7 @@ void sq_serve_stop(sq_server *s) {
         return;
     if (s->httpd)
         MHD_stop_daemon(s->httpd); /* waits for in-flight requests */
+    sv_online_stop(s);
     sv_scorer_free(s->scorer);
     sq_store_close(s->store);
     sv_cache_free(s->cache);
