@@ -136,6 +136,21 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end);
 uint32_t *sq_model_window_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
                               sq_arena *a);
 
+/* Why items were recommended: occlusion (models/explain.c). For each of the last events of
+ * seq (at most 50, and at most the model's maxlen), the sequence is scored again without it;
+ * its contribution to an item is the score the item loses. reasons [n × per_item]: for each of
+ * the n items the per_item events of largest contribution, largest first (pos UINT32_MAX past
+ * the last); *n_reasons = per_item or fewer when the sequence is shorter. use_vectors: score
+ * with the sequence and item vectors (only where they reproduce the model's scores exactly).
+ * Errors: SQ_ERR_NOMEM, the model's scoring errors. */
+typedef struct {
+    uint32_t pos;       /* index of the event in seq */
+    float contribution; /* score(item) − score(item without this event) */
+} sq_reason;
+sq_status sq_model_explain(const sq_model *m, const sq_seq *seq, const uint32_t *items,
+                           uint32_t n, uint32_t per_item, int use_vectors, sq_reason *reasons,
+                           uint32_t *n_reasons, sq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

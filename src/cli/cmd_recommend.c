@@ -13,9 +13,35 @@
 #include <string.h>
 
 /* Prints a ranked list as text or JSON; `what` names the query. */
+/* The events behind item i's score (reasons of --explain, NULL: none) as JSON or text. */
+static void add_reasons(const sq_dataset *d, const sq_seq *q, const sq_reason *rs, uint32_t nr,
+                        cJSON *item) {
+    cJSON *arr = item ? cJSON_AddArrayToObject(item, "explain") : NULL;
+    for (uint32_t j = 0; j < nr; j++) {
+        if (rs[j].pos == UINT32_MAX)
+            continue;
+        const uint32_t p = rs[j].pos;
+        const char *beh = q->beh ? sq_data_behaviour_name(d, q->beh[p]) : "";
+        if (arr) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "item", sq_data_item_id(d, q->items[p], NULL));
+            cJSON_AddStringToObject(e, "behaviour", beh);
+            if (q->ts)
+                cJSON_AddNumberToObject(e, "ts", (double)q->ts[p]);
+            cJSON_AddNumberToObject(e, "position", p);
+            cJSON_AddNumberToObject(e, "contribution", rs[j].contribution);
+            cJSON_AddItemToArray(arr, e);
+        } else {
+            printf("       %s %-12s %-8s event %u of %u  %+.4f\n", j ? "  " : "<-",
+                   sq_data_item_id(d, q->items[p], NULL), beh, p + 1, q->n, rs[j].contribution);
+        }
+    }
+}
+
 static void print_list(const sq_dataset *d, const char *what, const char *id, const uint32_t *ids,
                        const float *vals, const float *prob, uint32_t n, int json,
-                       const char *model, const char *score) {
+                       const char *model, const char *score, const sq_seq *q,
+                       const sq_reason *rs, uint32_t nr, uint32_t per) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, what, id);
@@ -32,6 +58,8 @@ static void print_list(const sq_dataset *d, const char *what, const char *id, co
             const char *text = sq_data_item_text(d, ids[i], &tl);
             if (text && tl)
                 cJSON_AddStringToObject(it, "title", text);
+            if (rs)
+                add_reasons(d, q, rs + (size_t)i * per, nr, it);
             cJSON_AddItemToArray(a, it);
         }
         char *s = cJSON_PrintUnformatted(o);
@@ -48,6 +76,8 @@ static void print_list(const sq_dataset *d, const char *what, const char *id, co
         if (prob)
             printf("  p %.4f", prob[i]);
         printf("  %.*s\n", (int)(tl > 60 ? 60 : tl), text ? text : "");
+        if (rs)
+            add_reasons(d, q, rs + (size_t)i * per, nr, NULL);
     }
 }
 
@@ -126,7 +156,7 @@ static sq_status objective_scores(const sq_model *m, const sq_dataset *d, const 
 
 static int run(int argc, char **argv, int similar) {
     const char *pos[2], *who = NULL, *score_kind = "dot", *objective = "next_item";
-    int npos = 0, json = 0, keep = 0;
+    int npos = 0, json = 0, keep = 0, explain = 0;
     uint64_t k = 10;
     const sq_opt rec_opts[] = {
         {"user", OPT_STR, &who, "ID", "the user (external id as in the input log)", 0, 0},
@@ -136,6 +166,10 @@ static int run(int argc, char **argv, int similar) {
         {"objective", OPT_STR, &objective, "O",
          "multi-task models: rank by next_item (default), click = p(click), buy = p(click) x "
          "p(buy | click), revenue = buy x the item's price (its first numeric attribute)",
+         0, 0},
+        {"explain", OPT_FLAG, &explain, NULL,
+         "for each item, the history events that raised its score most (occlusion: the score "
+         "lost without the event; the model's next-item scores)",
          0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
@@ -150,12 +184,12 @@ static int run(int argc, char **argv, int similar) {
         similar
             ? "seqrec similar model.sqm data.sqd --item ID [-k 10] [--score dot|cosine] [--json]"
             : "seqrec recommend model.sqm data.sqd --user ID [-k 10] [--score dot|cosine] "
-              "[--json]",
+              "[--explain] [--json]",
         similar ? "Items the model finds nearest to an item (as the next item after it)."
                 : "Top-k items for a user from their whole history; items they already had are "
                   "excluded.",
         similar ? sim_opts : rec_opts,
-        similar ? 4 : 6,
+        similar ? 4 : 7,
         pos,
         2,
         2,
@@ -256,8 +290,22 @@ static int run(int argc, char **argv, int similar) {
             prob[i] =
                 1.0f / (1.0f + expf(-cblas_sdot((int)dim, u, 1, Y + (size_t)ids[i] * dim, 1)));
     }
+    enum { PER = 3 };
+    sq_reason *rs = NULL;
+    uint32_t nr = 0;
+    if (explain && !similar) {
+        if (!(rs = sq_mallocn((size_t)n * PER + 1, sizeof *rs))) {
+            sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (sq_model_explain(m, &q, ids, n, PER, 0, rs, &nr, &err)) {
+            sq_free(rs);
+            goto done;
+        }
+    }
     print_list(d, similar ? "item" : "user", who, ids, vals, vectors && obj <= 0 ? prob : NULL, n,
-               json, m->ops->name, score_name);
+               json, m->ops->name, score_name, &q, rs, nr, PER);
+    sq_free(rs);
     ret = 0;
 done:
     if (ret)

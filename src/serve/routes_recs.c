@@ -42,7 +42,7 @@ static uint64_t vec_key(uint32_t variant, uint64_t version) {
     return (uint64_t)variant << 48 | version;
 }
 
-static void add_reasons(sq_server *s, cJSON *it, const sv_view *v, const sv_reason *rs, uint32_t n) {
+static void add_reasons(sq_server *s, cJSON *it, const sv_view *v, const sq_reason *rs, uint32_t n) {
     cJSON *arr = cJSON_AddArrayToObject(it, "explain");
     for (uint32_t j = 0; j < n; j++) {
         if (rs[j].pos == UINT32_MAX)
@@ -108,7 +108,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     sq_error err = {0};
     uint32_t *exclude = NULL, *ids = NULL;
     float *scores = NULL, *vec_out = NULL;
-    sv_reason *reasons = NULL;
+    sq_reason *reasons = NULL;
     if (sv_user_view(s, user, len, &v, &err)) {
         sv_error(r, 500, "user state: %s", err.msg);
         sv_model_release(sm);
@@ -160,7 +160,8 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     if (explain) {
         reasons = sq_mallocn((size_t)job.n * EXPLAIN_PER_ITEM + 1, sizeof *reasons);
         if (!reasons ||
-            sv_explain(sm, &job.seq, ids, job.n, EXPLAIN_PER_ITEM, reasons, &n_r, &err)) {
+            sq_model_explain(sm->m, &job.seq, ids, job.n, EXPLAIN_PER_ITEM, sm->fast, reasons,
+                             &n_r, &err)) {
             sv_error(r, 500, "explain: %s", reasons ? err.msg : "out of memory");
             goto done;
         }

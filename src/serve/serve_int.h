@@ -217,18 +217,6 @@ void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, ui
                    float *S, uint32_t i0, uint32_t i1);
 float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
 
-/* ========================================== Explain ========================================== */
-
-typedef struct {
-    uint32_t pos;       /* index in the view's sequence */
-    float contribution; /* score(item) − score(item without this event) */
-} sv_reason;
-
-/* For each of the n recommended items, the `per_item` events of the sequence whose removal
- * lowers its score most: reasons [n × per_item], ordered by contribution. */
-sq_status sv_explain(const sv_model *m, const sq_seq *seq, const uint32_t *items, uint32_t n,
-                     uint32_t per_item, sv_reason *reasons, uint32_t *n_reasons, sq_error *err);
-
 /* ====================================== Online learning ====================================== */
 
 typedef struct {

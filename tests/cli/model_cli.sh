@@ -37,6 +37,22 @@ assert s == sorted(s, reverse=True), s
 for i in items:
     assert abs(i['probability'] - 1 / (1 + math.exp(-i['score']))) < 1e-5, i
 " || fail "recommend --json"
+# --explain: per item, up to 3 events of the user's history, largest contribution first (the
+# values themselves are checked against hand-computed occlusion in tests/models/test_explain.c)
+$BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" -k 5 --explain --json > "$T/explain.json"
+py "
+import csv, json
+r = json.load(open('$T/explain.json'))
+hist = [row['item_id'] for row in csv.DictReader(open('$T/g.csv')) if row['user_id'] == '$U']
+for it in r['items']:
+    ex = it['explain']
+    assert 1 <= len(ex) <= 3, it
+    c = [e['contribution'] for e in ex]
+    assert c == sorted(c, reverse=True), c
+    for e in ex:
+        assert e['item'] in hist, e
+" || fail "recommend --explain"
+$BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" -k 2 --explain | grep -q "event " || fail "recommend --explain (text)"
 $BIN recommend "$T/s.sqm" "$T/g.sqd" --user "$U" -k 20 --score cosine --json > "$T/cos.json"
 py "
 import json

@@ -7,21 +7,30 @@
  * sum of similarities to the history's items, the contribution of an event is the similarity
  * it brought (the neighbour similarity). Attention weights are not used: they are the same for
  * every candidate item and do not say how much an event moved a given item's score. */
-#define _POSIX_C_SOURCE 200809L
-#include "serve/serve_int.h"
+#include "seqrec/model.h"
 
 #include <cblas.h>
 #include <string.h>
 
 enum { EXPLAIN_MAX = 50 };
 
-sq_status sv_explain(const sv_model *sm, const sq_seq *seq, const uint32_t *items, uint32_t n,
-                     uint32_t per_item, sv_reason *reasons, uint32_t *n_reasons, sq_error *err) {
-    const sq_model *m = sm->m;
+sq_status sq_model_explain(const sq_model *m, const sq_seq *seq, const uint32_t *items,
+                           uint32_t n, uint32_t per_item, int use_vectors, sq_reason *reasons,
+                           uint32_t *n_reasons, sq_error *err) {
     const uint32_t ni = m->info.n_items;
     uint32_t W = seq->n < EXPLAIN_MAX ? seq->n : EXPLAIN_MAX;
-    if (sm->window && W > sm->window)
-        W = sm->window;
+    long window = 0;
+    sq_error ignore = {0};
+    if (sq_config_get(m->cfg, "maxlen") &&
+        sq_config_int(m->cfg, "maxlen", 0, 0, 1 << 20, &window, &ignore))
+        window = 0;
+    if (window > 0 && W > (uint32_t)window)
+        W = (uint32_t)window;
+    uint32_t dim = 0;
+    const float *Y = use_vectors && m->ops->item_vectors && m->ops->seq_vectors
+                         ? m->ops->item_vectors(m, &dim)
+                         : NULL;
+    const int fast = Y != NULL;
     *n_reasons = 0;
     if (!W || !n || !per_item)
         return SQ_OK;
@@ -32,7 +41,7 @@ sq_status sv_explain(const sv_model *sm, const sq_seq *seq, const uint32_t *item
     int64_t *ts = seq->ts ? sq_mallocn((size_t)W * L + 1, sizeof *ts) : NULL;
     uint16_t *sc = seq->scene ? sq_mallocn((size_t)W * L + 1, sizeof *sc) : NULL;
     float *va = seq->values ? sq_mallocn((size_t)W * L + 1, sizeof *va) : NULL;
-    const size_t width = sm->fast ? sm->dim : ni;
+    const size_t width = fast ? dim : ni;
     float *out = sq_mallocn((size_t)B * width, sizeof *out);
     float *contrib = sq_mallocn((size_t)W, sizeof *contrib);
     sq_arena *a = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : (size_t)64 << 20);
@@ -64,7 +73,7 @@ sq_status sv_explain(const sv_model *sm, const sq_seq *seq, const uint32_t *item
         CUT(va, values)
 #undef CUT
     }
-    if (sm->fast)
+    if (fast)
         rc = m->ops->seq_vectors(m, qs, B, out, a, err);
     else
         rc = sq_model_score(m, qs, B, out, a, err);
@@ -73,21 +82,20 @@ sq_status sv_explain(const sv_model *sm, const sq_seq *seq, const uint32_t *item
     for (uint32_t r = 0; r < n; r++) {
         const uint32_t item = items[r];
         float base;
-        if (sm->fast)
-            base = cblas_sdot((int)sm->dim, out, 1, sm->Y + (size_t)item * sm->dim, 1);
+        if (fast)
+            base = cblas_sdot((int)dim, out, 1, Y + (size_t)item * dim, 1);
         else
             base = out[item];
         for (uint32_t j = 0; j < W; j++) {
             const float *row = out + (size_t)(j + 1) * width;
-            float s = sm->fast ? cblas_sdot((int)sm->dim, row, 1, sm->Y + (size_t)item * sm->dim, 1)
-                               : row[item];
+            float s = fast ? cblas_sdot((int)dim, row, 1, Y + (size_t)item * dim, 1) : row[item];
             contrib[j] = base - s;
         }
         /* the per_item largest contributions, largest first */
         uint32_t got = 0;
-        sv_reason *best = reasons + (size_t)r * per_item;
+        sq_reason *best = reasons + (size_t)r * per_item;
         for (uint32_t j = 0; j < W; j++) {
-            sv_reason x = {first + j, contrib[j]};
+            sq_reason x = {first + j, contrib[j]};
             if (got == per_item && x.contribution <= best[got - 1].contribution)
                 continue;
             uint32_t p = got < per_item ? got++ : per_item - 1;
@@ -98,7 +106,7 @@ sq_status sv_explain(const sv_model *sm, const sq_seq *seq, const uint32_t *item
             best[p] = x;
         }
         for (uint32_t g = got; g < per_item; g++)
-            best[g] = (sv_reason){UINT32_MAX, 0.0f};
+            best[g] = (sq_reason){UINT32_MAX, 0.0f};
     }
     *n_reasons = W < per_item ? W : per_item;
 done:
