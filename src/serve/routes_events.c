@@ -348,9 +348,12 @@ void sv_route_put_item(sq_server *s, const char *item, size_t len, const sv_req 
         sv_error(r, 500, "event store: %s", err.msg);
         goto done;
     }
+    const int known = sq_data_find_item(s->d, item, len) != UINT32_MAX;
+    const int content = sv_content_put(s, item, len, tags);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "item", item);
-    cJSON_AddBoolToObject(out, "known", sq_data_find_item(s->d, item, len) != UINT32_MAX);
+    cJSON_AddBoolToObject(out, "known", known);
+    cJSON_AddBoolToObject(out, "recommendable", known || content);
     sv_json_resp(r, 200, out);
 done:
     cJSON_free(tags);

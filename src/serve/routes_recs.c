@@ -109,6 +109,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     uint32_t *exclude = NULL, *ids = NULL;
     float *scores = NULL, *vec_out = NULL;
     sq_reason *reasons = NULL;
+    sv_extras *extras = NULL;
     if (sv_user_view(s, user, len, &v, &err)) {
         sv_error(r, 500, "user state: %s", err.msg);
         sv_model_release(sm);
@@ -132,6 +133,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     if (!keep_seen)
         memcpy(exclude + v.n_negative, v.items, v.n * sizeof *exclude);
     uint16_t req_scene = scene < s->info->n_scenes ? (uint16_t)scene : 0;
+    extras = sv_extras_acquire(s);
     sv_job job = {
         .model = sm,
         .seq = {.items = v.items,
@@ -143,6 +145,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
                 .user = v.uid,
                 .req_scene = scene < s->info->n_scenes ? &req_scene : NULL},
         .vec = v.vec && v.vec_version == vec_key(vi, sm->version) ? v.vec : NULL,
+        .extras = extras,
         .exclude = exclude,
         .n_exclude = n_ex,
         .k = k,
@@ -157,12 +160,30 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     if (sm->fast && !job.vec)
         sv_user_set_vec(s, user, len, v.last_seq, vec_key(vi, sm->version), vec_out, sm->dim);
     uint32_t n_r = 0;
-    if (explain) {
+    const uint32_t ni = s->info->n_items;
+    if (explain) { /* catalogue items only: a new item's score is its neighbours' */
+        uint32_t *cat = sq_mallocn(job.n + 1, sizeof *cat), nc = 0;
         reasons = sq_mallocn((size_t)job.n * EXPLAIN_PER_ITEM + 1, sizeof *reasons);
-        if (!reasons ||
-            sq_model_explain(sm->m, &job.seq, ids, job.n, EXPLAIN_PER_ITEM, sm->fast, reasons,
-                             &n_r, &err)) {
-            sv_error(r, 500, "explain: %s", reasons ? err.msg : "out of memory");
+        for (uint32_t i = 0; cat && i < job.n; i++)
+            if (ids[i] < ni)
+                cat[nc++] = ids[i];
+        sq_status erc = !cat || !reasons ? sq_errorf(&err, SQ_ERR_NOMEM, "out of memory")
+                                         : sq_model_explain(sm->m, &job.seq, cat, nc,
+                                                            EXPLAIN_PER_ITEM, sm->fast, reasons,
+                                                            &n_r, &err);
+        /* spread the catalogue items' reasons back to their places in the list */
+        for (uint32_t i = job.n, c = nc; !erc && i-- > 0;) {
+            sq_reason *dst = reasons + (size_t)i * EXPLAIN_PER_ITEM;
+            if (ids[i] < ni)
+                memmove(dst, reasons + (size_t)--c * EXPLAIN_PER_ITEM,
+                        EXPLAIN_PER_ITEM * sizeof *dst);
+            else
+                for (uint32_t j = 0; j < EXPLAIN_PER_ITEM; j++)
+                    dst[j] = (sq_reason){UINT32_MAX, 0.0f};
+        }
+        sq_free(cat);
+        if (erc) {
+            sv_error(r, 500, "explain: %s", err.msg);
             goto done;
         }
     }
@@ -175,7 +196,12 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     cJSON *arr = cJSON_AddArrayToObject(out, "items");
     for (uint32_t i = 0; i < job.n; i++) {
         cJSON *it = cJSON_CreateObject();
-        cJSON_AddStringToObject(it, "item", sq_data_item_id(s->d, ids[i], NULL));
+        if (ids[i] < ni) {
+            cJSON_AddStringToObject(it, "item", sq_data_item_id(s->d, ids[i], NULL));
+        } else { /* a new item, scored by its content (tags) */
+            cJSON_AddStringToObject(it, "item", extras->item[ids[i] - ni].id);
+            cJSON_AddBoolToObject(it, "content", 1);
+        }
         cJSON_AddNumberToObject(it, "score", scores[i]);
         if (explain)
             add_reasons(s, it, &v, reasons + (size_t)i * EXPLAIN_PER_ITEM, n_r);
@@ -192,6 +218,7 @@ done:
     sq_free(scores);
     sq_free(vec_out);
     sq_free(reasons);
+    sv_extras_release(extras);
     sv_view_free(&v);
     sv_model_release(sm);
 }

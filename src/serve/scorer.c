@@ -42,6 +42,10 @@ typedef struct {
     float *part_vals;
     size_t part_cap;
     uint32_t part_n[SV_MAX_TEAM * MAX_BATCH];
+    uint32_t *x_ids; /* [B, kmax]: the top new items (content.c) of each job */
+    float *x_vals;
+    size_t x_cap;
+    uint32_t x_n[MAX_BATCH];
 } worker;
 
 struct sv_scorer {
@@ -169,6 +173,15 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         if (!w->part_cap)
             return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (top-k lists)");
     }
+    if ((size_t)B * kmax > w->x_cap) {
+        sq_free(w->x_ids);
+        sq_free(w->x_vals);
+        w->x_ids = sq_mallocn((size_t)B * kmax, sizeof *w->x_ids);
+        w->x_vals = sq_mallocn((size_t)B * kmax, sizeof *w->x_vals);
+        w->x_cap = w->x_ids && w->x_vals ? (size_t)B * kmax : 0;
+        if (!w->x_cap)
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (top-k lists)");
+    }
     uint32_t *pn = w->part_n;
     const uint32_t n_panels = (ni + SV_PANEL - 1) / SV_PANEL;
 #pragma omp parallel num_threads(nt)
@@ -179,6 +192,13 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         i1 = i1 < ni ? i1 : ni;
         if (sm->fast && i0 < i1)
             sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
+        /* new items score from their neighbours' scores: the whole row, before exclusions */
+#pragma omp barrier
+#pragma omp for
+        for (uint32_t j = 0; j < B; j++)
+            w->x_n[j] = sv_extras_topk(b[j]->job->extras, w->S + (size_t)j * ni, b[j]->job->k,
+                                       NULL, w->x_ids + (size_t)j * kmax,
+                                       w->x_vals + (size_t)j * kmax, ni);
         for (uint32_t j = 0; j < B; j++) {
             sv_job *job = b[j]->job;
             float *row = w->S + (size_t)j * ni;
@@ -197,14 +217,17 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
      * from the lowest thread on ties keeps sq_topk's order (ties by the smaller id) */
     for (uint32_t j = 0; j < B; j++) {
         sv_job *job = b[j]->job;
-        uint32_t at[SV_MAX_TEAM] = {0}, n = 0;
+        /* list nt is the new items': last, so catalogue items win ties */
+        uint32_t at[SV_MAX_TEAM + 1] = {0}, n = 0;
         while (n < job->k) {
             int best = -1;
             float bv = 0.0f;
-            for (int t = 0; t < nt; t++) {
-                if (at[t] >= pn[t * MAX_BATCH + j])
+            for (int t = 0; t <= nt; t++) {
+                const uint32_t len = t < nt ? pn[t * MAX_BATCH + j] : w->x_n[j];
+                if (at[t] >= len)
                     continue;
-                float v = w->part_vals[((size_t)t * B + j) * kmax + at[t]];
+                float v = t < nt ? w->part_vals[((size_t)t * B + j) * kmax + at[t]]
+                                 : w->x_vals[(size_t)j * kmax + at[t]];
                 if (best < 0 || v > bv) {
                     best = t;
                     bv = v;
@@ -212,7 +235,8 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
             }
             if (best < 0)
                 break;
-            job->ids[n] = w->part_ids[((size_t)best * B + j) * kmax + at[best]];
+            job->ids[n] = best < nt ? w->part_ids[((size_t)best * B + j) * kmax + at[best]]
+                                    : w->x_ids[(size_t)j * kmax + at[best]];
             job->scores[n++] = bv;
             at[best]++;
         }
@@ -321,6 +345,8 @@ void sv_scorer_free(sv_scorer *sc) {
             sq_free(sc->w[i].U);
             sq_free(sc->w[i].part_ids);
             sq_free(sc->w[i].part_vals);
+            sq_free(sc->w[i].x_ids);
+            sq_free(sc->w[i].x_vals);
             sq_arena_free(sc->w[i].a);
         }
     sq_free(sc->w);

@@ -127,6 +127,33 @@ sq_status sv_popular_build(sq_server *s, sq_error *err);
 const uint32_t *sv_popular(const sq_server *s, uint32_t scene, uint32_t *n,
                            const uint32_t **counts);
 
+/* ============================ New items (content.c): PUT, by their tags ===================== */
+
+typedef struct {
+    char *id;      /* external id */
+    uint32_t *nb;  /* catalogue items sharing tags with it */
+    float *w;      /* their weights (shared tags, normalised to sum 1) */
+    uint32_t n_nb;
+} sv_extra;
+
+typedef struct {
+    atomic_int refs;
+    sv_extra *item; /* item e has score id n_items + e in a scored list */
+    uint32_t n;
+} sv_extras;
+
+sq_status sv_content_init(sq_server *s, sq_error *err); /* the tag index (after the dataset) */
+sq_status sv_content_load(sq_server *s, sq_error *err); /* items put earlier (from the store) */
+void sv_content_free(sq_server *s);
+/* Registers a put item unknown to the catalogue; 1 when it is recommendable (shares a tag). */
+int sv_content_put(sq_server *s, const char *id, size_t len, const char *tags_json);
+sv_extras *sv_extras_acquire(sq_server *s); /* NULL when none */
+void sv_extras_release(sv_extras *x);
+/* The k best new items for one score row (the catalogue's scores, before exclusions), with
+ * ids n_items + e, best first; only those scoring above *thr when thr is not NULL. */
+uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, const float *thr,
+                        uint32_t *ids, float *vals, uint32_t ni);
+
 /* ======================================== User state ========================================= */
 
 /* What a request needs of a user, copied out of the cache (owned by the caller; sv_view_free). */
@@ -191,6 +218,7 @@ typedef struct {
     sv_model *model;    /* in: the model (the caller holds a reference) */
     sq_seq seq;         /* in: the sequence (used when vec is NULL or the model is not fast) */
     const float *vec;   /* in: a cached sequence vector for this model version, or NULL */
+    const sv_extras *extras; /* in: new items to rank too (ids n_items + e), or NULL */
     const uint32_t *exclude; /* in: items never to return */
     uint32_t n_exclude;
     uint32_t k;         /* in */
@@ -263,6 +291,11 @@ struct sq_server {
     uint32_t *popular;          /* [(n_scenes + 1) × SV_POPULAR]: row n_scenes = all scenes */
     uint32_t *popular_count;    /* the same shape: event counts */
     uint32_t *n_popular;        /* [n_scenes + 1] */
+    sq_strmap *tag_names;       /* dataset tag name → tag id */
+    uint64_t *tag_off;          /* [n_tags + 1]: items of tag t are tag_items[off[t]..off[t+1]) */
+    uint32_t *tag_items;
+    pthread_mutex_t extra_mu;   /* guards the extras pointer */
+    sv_extras *extras;          /* new items put over HTTP (refcounted snapshot) */
     void *limiter;              /* rate limiter state (server.c) */
     pthread_mutex_t log_mu;
     FILE *access_log;

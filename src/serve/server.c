@@ -706,6 +706,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
             goto fail;
         }
     }
+    if ((rc = sv_content_init(s, err)))
+        goto fail;
     double wsum = 0.0;
     for (uint32_t v = 0; v < opts->n_variants; v++) {
         const sq_serve_variant *sv = &opts->variants[v];
@@ -741,7 +743,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         goto fail;
     sq_store_opts so = {.no_sync = s->o.no_sync};
     if ((rc = sq_store_open(&s->store, s->o.store_path, &so, err)) ||
-        (rc = sq_store_forgotten(s->store, add_forgotten, s, err)))
+        (rc = sq_store_forgotten(s->store, add_forgotten, s, err)) ||
+        (rc = sv_content_load(s, err)))
         goto fail;
     if ((rc = sv_cache_create(&s->cache, s->o.cache_bytes, s->o.user_events, err)) ||
         (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads,
@@ -782,6 +785,7 @@ void sq_serve_stop(sq_server *s) {
         sq_free(s->negative_names[i]);
     sq_free(s->negative_names);
     sq_free(s->keys);
+    sv_content_free(s);
     sq_free(s->popular);
     sq_free(s->popular_count);
     sq_free(s->n_popular);
