@@ -34,7 +34,7 @@ typedef struct {
     const char *bind;       /* address to listen on; NULL: "127.0.0.1" */
     uint16_t port;          /* 0: any free port (see sq_serve_port) */
     const char *api_key_file; /* one key per line ("KEY" or "KEY admin"); NULL: no keys */
-    uint32_t http_threads;  /* libmicrohttpd's thread pool; 0: 16 */
+    uint32_t http_threads;  /* libmicrohttpd's thread pool; 0: 64 */
     uint32_t score_threads; /* threads one batch is scored on (the catalogue split between
                                them); 0: 1 */
     uint32_t score_workers; /* batches scored at once; 0: the cores */

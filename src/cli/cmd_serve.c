@@ -54,7 +54,7 @@ int cmd_serve(int argc, char **argv) {
         {"cache-mb", OPT_U64, &cache_mb, "MB", "per-user state cache limit (default 256)", 0, 0},
         {"user-events", OPT_U64, &user_events, "N", "live events kept per cached user (200)", 0,
          0},
-        {"http-threads", OPT_U64, &http_threads, "N", "HTTP thread pool (default 16)", 0, 0},
+        {"http-threads", OPT_U64, &http_threads, "N", "HTTP thread pool (default 64: a request waiting on scoring or a commit holds its thread)", 0, 0},
         {"score-threads", OPT_U64, &score_threads, "N",
          "threads a batch of requests is scored on (default 1)", 0, 0},
         {"score-workers", OPT_U64, &score_workers, "N", "batches scored at once (default: the cores)", 0,

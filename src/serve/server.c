@@ -651,7 +651,7 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     s->o.field = (val)
     DEF(store_path, "events.db");
     DEF(bind, "127.0.0.1");
-    DEF(http_threads, 16);
+    DEF(http_threads, 64);
     DEF(score_workers, (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
                                       ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
     DEF(score_threads, 1);
