@@ -5,7 +5,7 @@
 # also being posted.
 #
 #   bench/serve.sh [--model M.sqm --data D.sqd] [--epochs N] [--duration 20] [--repeat 3]
-#                  [--connections 32] [--wrk-threads 1] [--sample N] [--sweep] [--out DIR]
+#                  [--connections 32] [--wrk-threads 1] [--sample N] [--sweep] [--events-rate N] [--out DIR]
 #                  [--server-arg ARG]...
 #
 # Without --model it ingests beauty.txt and trains SASRec (~20 min on 2 cores; --epochs N trains
@@ -14,7 +14,8 @@
 # Then: a fresh server; a cold run, one pass over a sample of --sample users (default: all)
 # each asked once (a store lookup and a forward pass a request), which also warms the per-user
 # cache; then --repeat runs of --duration seconds asking random users of the sample (k=10) over
-# --connections while a second wrk (1 thread, 2 connections) posts events for random users.
+# --connections while a second wrk (1 thread, 2 connections) posts events for random users, as
+# fast as they are acknowledged or, with --events-rate N, about N a second.
 # Prints the median req/s, wrk's p50/p99, the events/s posted, the server's own latency
 # histogram quantiles and scoring batch size; --sweep does it again with --score-threads 1 (and,
 # when the binary has --score-workers, with --score-workers 1 --score-threads 2) and compares.
@@ -34,6 +35,7 @@ CONNS=32
 WRK_THREADS=1
 SAMPLE=0
 SWEEP=0
+EVENTS_RATE=0
 OUT=out/bench-serve
 SERVER_ARGS=()
 while [ $# -gt 0 ]; do
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
     --wrk-threads) WRK_THREADS=$2; shift 2 ;;
     --sample) SAMPLE=$2; shift 2 ;;
     --sweep) SWEEP=1; shift ;;
+    --events-rate) EVENTS_RATE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
     -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -89,7 +92,7 @@ fi
 echo "model $MODEL, data $SQD"
 
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-python3 - "$BIN" "$MODEL" "$SQD" "$OUT" "$DURATION" "$REPEAT" "$CONNS" "$WRK_THREADS" "$SAMPLE" \
+BENCH_EVENTS_RATE=$EVENTS_RATE python3 - "$BIN" "$MODEL" "$SQD" "$OUT" "$DURATION" "$REPEAT" "$CONNS" "$WRK_THREADS" "$SAMPLE" \
   "$SWEEP" "$N_USERS" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} <<'PY'
 """Drives the servers and the wrk runs; prints the figures and the JSON line."""
 import atexit, json, os, random, re, signal, statistics, subprocess, sys, time, urllib.request
@@ -161,7 +164,11 @@ function init(args)
   users = lines(os.getenv("BENCH_USERS"))
   items = lines(os.getenv("BENCH_ITEMS"))
   behaviour = os.getenv("BENCH_BEHAVIOUR")
+  event_delay = tonumber(os.getenv("BENCH_EVENT_DELAY_MS") or "0")
   math.randomseed(os.time() * 100 + 50 + tid)
+end
+function delay()
+  return event_delay
 end
 function request()
   local body = string.format('{"user":"%s","item":"%s","behaviour":"%s"}',
@@ -358,7 +365,12 @@ def session(label, extra):
         label, srv.url, ",".join(kinds), threads_line, srv.p.pid, srv.rss_mib()), flush=True)
     env = {"BENCH_USERS": os.path.join(out, "sample.txt"),
            "BENCH_ITEMS": os.path.join(out, "items.txt"),
-           "BENCH_BEHAVIOUR": behaviour, "BENCH_THREADS": str(wrk_threads)}
+           "BENCH_BEHAVIOUR": behaviour, "BENCH_THREADS": str(wrk_threads),
+           # --events-rate N: each of the 2 posting connections waits 2000 / N ms between
+           # posts (wrk's delay()), so about N events/s at most; 0: as fast as acknowledged
+           "BENCH_EVENT_DELAY_MS": str(int(2000 / float(os.environ.get("BENCH_EVENTS_RATE", "0")))
+                                   if float(os.environ.get("BENCH_EVENTS_RATE", "0")) > 0
+                                   else "0")}
     # the cold pass: every sampled user once (bounded: 4 × duration at most)
     cold = measure(srv, scripts["recs_pass"], max(4 * duration, 60), False, env,
                    until=len(sample_users))

@@ -54,6 +54,8 @@ typedef struct {
                                POST /v1/admin/learn */
     double online_lr;       /* online learning rate as a fraction of the model's lr; 0: 0.1 */
     uint32_t online_steps;  /* optimiser steps a round at least (passes repeat); 0: 50 */
+    int sync_normal;        /* the store syncs at checkpoints, not at each commit: durable
+                               against kill -9, not against power loss (default: each commit) */
     int no_sync;            /* tests only: the store does not fsync (not durable) */
     sq_reporter reporter;   /* log lines */
 } sq_serve_opts;

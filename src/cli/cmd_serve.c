@@ -34,6 +34,7 @@ int cmd_serve(int argc, char **argv) {
     const char *pos[2], *store = NULL, *bind = NULL, *keys = NULL, *negative = NULL,
                        *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS];
     int npos = 0, nvar = 0, quiet = 0, no_sync = 0;
+    const char *sync = "full";
     uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256, user_events = 0,
              max_body = 0, max_batch = 0, max_depth = 0;
     double weight = 1.0, rate = 0.0, hit_window = 0.0, online = 0.0, online_lr = 0.0;
@@ -79,6 +80,10 @@ int cmd_serve(int argc, char **argv) {
          0},
         {"static", OPT_STR, &static_dir, "DIR", "serve the files of DIR at / (the dashboard)", 0,
          0},
+        {"sync", OPT_STR, &sync, "MODE",
+         "full (default): each acknowledged event is fsync'd, it survives power loss; normal: "
+         "synced at checkpoints, an acknowledged event survives kill -9 but not power loss",
+         0, 0},
         {"no-sync", OPT_FLAG, &no_sync, NULL, "tests only: the store does not fsync", 0, 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no log lines on stderr", 0, 0},
     };
@@ -103,7 +108,12 @@ int cmd_serve(int argc, char **argv) {
                         "--online-learning, --online-lr, --rate-limit, --hit-window ≥ 0\n");
         return 2;
     }
+    if (strcmp(sync, "full") && strcmp(sync, "normal")) {
+        fprintf(stderr, "seqrec serve: --sync '%s': expected full or normal\n", sync);
+        return 2;
+    }
     sq_serve_opts o = {0};
+    o.sync_normal = !strcmp(sync, "normal");
     o.data_path = pos[1];
     o.variants[0] = (sq_serve_variant){"main", pos[0], weight};
     o.n_variants = 1;

@@ -741,7 +741,7 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         s->var[v].weight /= wsum;
     if ((rc = sv_popular_build(s, err)))
         goto fail;
-    sq_store_opts so = {.no_sync = s->o.no_sync};
+    sq_store_opts so = {.no_sync = s->o.no_sync, .sync_normal = s->o.sync_normal};
     if ((rc = sq_store_open(&s->store, s->o.store_path, &so, err)) ||
         (rc = sq_store_forgotten(s->store, add_forgotten, s, err)) ||
         (rc = sv_content_load(s, err)))

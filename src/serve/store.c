@@ -207,7 +207,7 @@ static sq_status check_version(sq_store *st, int create, sq_error *err) {
 }
 
 /* The writer connection: WAL, synchronous, schema, counters, statements. */
-static sq_status open_writer(sq_store *st, int no_sync, sq_error *err) {
+static sq_status open_writer(sq_store *st, int no_sync, int sync_normal, sq_error *err) {
     sq_status rc = open_conn(st, &st->wdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
     if (rc)
         return rc;
@@ -224,7 +224,10 @@ static sq_status open_writer(sq_store *st, int no_sync, sq_error *err) {
         return sql_error(err, SQ_ERR_IO, st, st->wdb);
     if (wal < 0)
         return sq_errorf(err, SQ_ERR_IO, "%s: cannot use WAL mode", st->path);
-    if ((rc = exec(st, st->wdb, no_sync ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = FULL",
+    if ((rc = exec(st, st->wdb,
+                   no_sync       ? "PRAGMA synchronous = OFF"
+                   : sync_normal ? "PRAGMA synchronous = NORMAL"
+                                 : "PRAGMA synchronous = FULL",
                    err)))
         return rc;
     if ((rc = exec(st, st->wdb, "BEGIN IMMEDIATE", err)))
@@ -356,7 +359,7 @@ sq_status sq_store_open(sq_store **out, const char *path, const sq_store_opts *o
         rc = sq_errorf(err, SQ_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if ((rc = open_writer(st, o.no_sync, err)))
+    if ((rc = open_writer(st, o.no_sync, o.sync_normal, err)))
         goto fail;
     for (uint32_t i = 0; i < st->nreaders; i++) {
         if ((rc = open_reader(st, &st->readers[i], err)))

@@ -48,6 +48,9 @@ typedef struct {
     uint32_t max_batch; /* most events in one commit; 0: 4096 */
     uint32_t readers;   /* read connections in the pool; 0: 8 */
     int no_sync;        /* tests and benchmarks only: synchronous=OFF (not durable) */
+    int sync_normal;    /* synchronous=NORMAL: an acknowledged event survives the process's
+                           crash (kill -9) but not the machine's (power loss): no fsync per
+                           commit, the WAL is synced at checkpoints */
 } sq_store_opts;
 
 typedef struct sq_store sq_store;

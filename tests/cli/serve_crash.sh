@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# serve_crash.sh — `seqrec serve` durability: 3 rounds of 4 clients posting events as fast as
-# they can until the server is killed with SIGKILL at a random moment; after each kill the store
+# serve_crash.sh — `seqrec serve` durability: 4 rounds (--sync full and normal in turn) of 4
+# clients posting events as fast as they can until the server is killed with SIGKILL at a
+# random moment; after each kill the store
 # passes PRAGMA integrity_check and holds every acknowledged event, and the restarted server
 # shows them all in the users' histories. The checks are in tests/serve/serve_crash.py (Python 3
 # standard library only); SEQREC_CRASH_SEED repeats a run.

@@ -2,7 +2,9 @@
 """serve_crash.py — durability of `seqrec serve` under kill -9 (docs/serve.md: "an acknowledged
 event survives kill -9 and power loss").
 
-One small model, one event store, 3 rounds: the server runs (real fsync, no test options);
+One small model, one event store, 4 rounds, alternately with --sync full (an fsync per commit)
+and --sync normal (synced at checkpoints: must still keep every ack through a kill -9, since
+the kernel keeps what was written);
 4 client threads post single events and small batches as fast as they can, for new users,
 a few hot users shared by the threads and dataset users, recording every event whose POST
 answered 200; after a random 0.5–2.5 s the server gets SIGKILL. Then:
@@ -29,7 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from servelib import Checker, Env, Server, watchdog  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 4
+SYNC = ["full", "normal"]  # round r runs with --sync SYNC[r % 2]: both must keep every ack
 THREADS = 4
 HOT_USERS = ["hot-%d" % i for i in range(8)]
 
@@ -220,14 +223,17 @@ class Crash:
         self.dataset_set = set(self.dataset_users)
         self.store = env.path("crash.db")
         args = [env.sasrec, env.data, "--store", self.store, "--port", 0]
-        srv = chk.run("the server starts (exception)", Server(env, args, "crash0").start)
+        srv = chk.run("the server starts (exception)",
+                      Server(env, args + ["--sync", SYNC[0]], "crash0").start)
         if srv is None:
             return chk.finish()
         for rnd in range(ROUNDS):
+            print("# round %d: --sync %s" % (rnd + 1, SYNC[rnd % 2]), flush=True)
             chk.run("round %d (exception)" % (rnd + 1), self.round, srv, rnd)
             chk.run("round %d snapshot (exception)" % (rnd + 1), self.check_snapshot, rnd)
             try:
-                srv = Server(env, args, "crash%d" % (rnd + 1)).start()
+                srv = Server(env, args + ["--sync", SYNC[(rnd + 1) % 2]],
+                             "crash%d" % (rnd + 1)).start()
             except Exception as e:  # noqa: BLE001
                 chk.fail("round %d: the server restarts on the store" % (rnd + 1), e)
                 return chk.finish()
