@@ -78,6 +78,11 @@ sq_status sq_eval_acc_summary(const sq_eval_acc *a, uint32_t rounds, uint64_t se
  * ties by the smaller id. Returns how many were written (≤ k). */
 uint32_t sq_topk(const float *scores, uint32_t n, uint32_t k, const uint32_t *excluded,
                  size_t n_excluded, uint32_t *ids, float *vals);
+/* Inserts (id, v) into the best-first list ids/vals of `have` entries, at most k (when full,
+ * v must beat vals[k − 1]: the last entry drops out); an equal score stays behind the entries
+ * already there. Returns the new count. For lists merged or built outside sq_topk. */
+uint32_t sq_topk_insert(uint32_t *ids, float *vals, uint32_t have, uint32_t k, uint32_t id,
+                        float v);
 
 /* ================================= Evaluating a model ================================= */
 

@@ -12,6 +12,7 @@
  * and swaps it in; requests hold the one they started with. */
 #define _POSIX_C_SOURCE 200809L
 #include "serve/serve_int.h"
+#include "seqrec/eval.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -222,28 +223,16 @@ sq_status sv_content_load(sq_server *s, sq_error *err) {
 
 /* ====================================== Scoring ============================================== */
 
-uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, const float *thr,
-                        uint32_t *ids, float *vals, uint32_t ni) {
+uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, uint32_t *ids,
+                        float *vals, uint32_t ni) {
     uint32_t have = 0;
-    if (!x)
-        return 0;
-    for (uint32_t e = 0; e < x->n; e++) {
+    for (uint32_t e = 0; x && e < x->n; e++) {
         const sv_extra *it = &x->item[e];
         float v = 0.0f;
         for (uint32_t j = 0; j < it->n_nb; j++)
             v += it->w[j] * row[it->nb[j]];
-        if (thr && !(v > *thr))
-            continue;
-        if (have == k && v <= vals[k - 1])
-            continue;
-        uint32_t p = have < k ? have++ : k - 1;
-        while (p > 0 && vals[p - 1] < v) {
-            ids[p] = ids[p - 1];
-            vals[p] = vals[p - 1];
-            p--;
-        }
-        ids[p] = ni + e;
-        vals[p] = v;
+        if (have < k || v > vals[k - 1])
+            have = sq_topk_insert(ids, vals, have, k, ni + e, v);
     }
     return have;
 }

@@ -60,46 +60,6 @@ struct sv_scorer {
     atomic_ullong *batches, *batched; /* the server's counters, or NULL */
 };
 
-/* The k best of row (NaN never chosen), best first, ties by the smaller id: sq_topk's result
- * (tests/serve/test_serve_parts.c compares them), faster. Chunks of 64 scores whose maximum cannot
- * enter the list are skipped after one vectorised max (the comparisons are false for NaN);
- * after the first chunks almost every chunk is skipped. */
-uint32_t sv_topk(const float *row, uint32_t n, uint32_t k, uint32_t *ids, float *vals) {
-    enum { CH = 64 };
-    uint32_t have = 0;
-    for (uint32_t c0 = 0; c0 < n; c0 += CH) {
-        const uint32_t c1 = n - c0 < CH ? n : c0 + CH;
-        if (have == k) {
-            float mx = -INFINITY;
-            if (c1 - c0 == CH) {
-                const float *x = row + c0;
-#pragma omp simd reduction(max : mx)
-                for (uint32_t i = 0; i < CH; i++)
-                    mx = x[i] > mx ? x[i] : mx;
-            } else {
-                for (uint32_t i = c0; i < c1; i++)
-                    mx = row[i] > mx ? row[i] : mx;
-            }
-            if (!(mx > vals[k - 1]))
-                continue;
-        }
-        for (uint32_t i = c0; i < c1; i++) {
-            const float v = row[i];
-            if (isnan(v) || (have == k && v <= vals[k - 1]))
-                continue;
-            uint32_t p = have < k ? have++ : k - 1;
-            while (p > 0 && vals[p - 1] < v) {
-                ids[p] = ids[p - 1];
-                vals[p] = vals[p - 1];
-                p--;
-            }
-            ids[p] = i;
-            vals[p] = v;
-        }
-    }
-    return have;
-}
-
 static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error *err) {
     size_t need = m->ops->scratch ? m->ops->scratch(m, B, 0) : (size_t)64 << 20;
     if (need > w->a_size) {
@@ -197,7 +157,7 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
 #pragma omp for
         for (uint32_t j = 0; j < B; j++)
             w->x_n[j] = sv_extras_topk(b[j]->job->extras, w->S + (size_t)j * ni, b[j]->job->k,
-                                       NULL, w->x_ids + (size_t)j * kmax,
+                                       w->x_ids + (size_t)j * kmax,
                                        w->x_vals + (size_t)j * kmax, ni);
         for (uint32_t j = 0; j < B; j++) {
             sv_job *job = b[j]->job;
@@ -207,38 +167,25 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
                     row[job->exclude[e]] = NAN;
             uint32_t *ids = w->part_ids + ((size_t)t * B + j) * kmax;
             float *vals = w->part_vals + ((size_t)t * B + j) * kmax;
-            uint32_t n = i0 < i1 ? sv_topk(row + i0, i1 - i0, job->k, ids, vals) : 0;
+            uint32_t n = i0 < i1 ? sq_topk(row + i0, i1 - i0, job->k, NULL, 0, ids, vals) : 0;
             for (uint32_t q = 0; q < n; q++)
                 ids[q] += i0;
             pn[t * MAX_BATCH + j] = n;
         }
     }
-    /* merge the threads' lists: each is best first, and ranges are in id order, so taking
-     * from the lowest thread on ties keeps sq_topk's order (ties by the smaller id) */
+    /* merge the threads' lists, then the new items' (catalogue items win ties): ranges are in
+     * id order and an equal score stays behind those inserted before it, so the result is
+     * sq_topk's over the whole row (ties by the smaller id) */
     for (uint32_t j = 0; j < B; j++) {
         sv_job *job = b[j]->job;
-        /* list nt is the new items': last, so catalogue items win ties */
-        uint32_t at[SV_MAX_TEAM + 1] = {0}, n = 0;
-        while (n < job->k) {
-            int best = -1;
-            float bv = 0.0f;
-            for (int t = 0; t <= nt; t++) {
-                const uint32_t len = t < nt ? pn[t * MAX_BATCH + j] : w->x_n[j];
-                if (at[t] >= len)
-                    continue;
-                float v = t < nt ? w->part_vals[((size_t)t * B + j) * kmax + at[t]]
-                                 : w->x_vals[(size_t)j * kmax + at[t]];
-                if (best < 0 || v > bv) {
-                    best = t;
-                    bv = v;
-                }
-            }
-            if (best < 0)
-                break;
-            job->ids[n] = best < nt ? w->part_ids[((size_t)best * B + j) * kmax + at[best]]
-                                    : w->x_ids[(size_t)j * kmax + at[best]];
-            job->scores[n++] = bv;
-            at[best]++;
+        uint32_t n = 0;
+        for (int t = 0; t <= nt; t++) {
+            const uint32_t len = t < nt ? pn[t * MAX_BATCH + j] : w->x_n[j];
+            const size_t at = t < nt ? ((size_t)t * B + j) * kmax : (size_t)j * kmax;
+            const uint32_t *ids = t < nt ? w->part_ids + at : w->x_ids + at;
+            const float *vals = t < nt ? w->part_vals + at : w->x_vals + at;
+            for (uint32_t q = 0; q < len && (n < job->k || vals[q] > job->scores[job->k - 1]); q++)
+                n = sq_topk_insert(job->ids, job->scores, n, job->k, ids[q], vals[q]);
         }
         job->n = n;
     }

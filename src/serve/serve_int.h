@@ -150,9 +150,9 @@ int sv_content_put(sq_server *s, const char *id, size_t len, const char *tags_js
 sv_extras *sv_extras_acquire(sq_server *s); /* NULL when none */
 void sv_extras_release(sv_extras *x);
 /* The k best new items for one score row (the catalogue's scores, before exclusions), with
- * ids n_items + e, best first; only those scoring above *thr when thr is not NULL. */
-uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, const float *thr,
-                        uint32_t *ids, float *vals, uint32_t ni);
+ * ids n_items + e, best first. */
+uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, uint32_t *ids,
+                        float *vals, uint32_t ni);
 
 /* ======================================== User state ========================================= */
 
@@ -232,8 +232,6 @@ typedef struct {
 sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uint32_t n_items,
                            sq_error *err);
 void sv_scorer_free(sv_scorer *sc);
-/* The k best of row (NaN never chosen), best first, ties by the smaller id, as sq_topk. */
-uint32_t sv_topk(const float *row, uint32_t n, uint32_t k, uint32_t *ids, float *vals);
 /* Counts batches and the jobs they held into the given counters. */
 void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched);
 /* Scores one job, batched with whatever else is pending; blocks until done. */

@@ -4,6 +4,7 @@
 #include "seqrec/eval.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)
 
@@ -152,11 +153,73 @@ static void test_accumulator(void **state) {
     assert_null(sq_eval_acc_create(k, SQ_EVAL_MAX_K + 1));
 }
 
+/* sq_topk against a reference that sorts everything: (score desc, id asc) without NaN and the
+ * excluded ids, the first k. Sizes around the 64-score chunks it skips; ties; NaNs; exclusions
+ * (sorted-list and, with an allocation failure, linear lookups). */
+static const float *ref_scores;
+static int ref_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (ref_scores[x] != ref_scores[y])
+        return ref_scores[x] < ref_scores[y] ? 1 : -1;
+    return (x > y) - (x < y);
+}
+
+static void test_topk(void **state) {
+    (void)state;
+    sq_rng rng;
+    sq_rng_seed(&rng, 11);
+    const uint32_t ns[] = {1, 63, 64, 65, 129, 1000, 5000};
+    static uint32_t ids[6000], order[6000], ex[600];
+    static float vals[6000];
+    for (size_t t = 0; t < 7; t++)
+        for (int variant = 0; variant < 4; variant++) {
+            const uint32_t n = ns[t];
+            float *row = malloc(n * sizeof *row);
+            for (uint32_t i = 0; i < n; i++) {
+                /* variant 1: few distinct values (ties); 2: NaNs; 3: ascending (every score
+                 * enters the list: no chunk is skipped) */
+                row[i] = variant == 1   ? (float)(sq_rng_u64(&rng) % 5)
+                         : variant == 3 ? (float)i
+                                        : (float)sq_rng_normal(&rng);
+                if (variant == 2 && sq_rng_u64(&rng) % 3 == 0)
+                    row[i] = NAN;
+            }
+            uint32_t n_ex = n / 10;
+            for (uint32_t e = 0; e < n_ex; e++)
+                ex[e] = (uint32_t)(sq_rng_u64(&rng) % n);
+            uint32_t m = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                int excluded = 0;
+                for (uint32_t e = 0; e < n_ex; e++)
+                    excluded |= ex[e] == i;
+                if (!isnan(row[i]) && !excluded)
+                    order[m++] = i;
+            }
+            ref_scores = row;
+            qsort(order, m, sizeof *order, ref_cmp);
+            const uint32_t ks[] = {1, 10, 100, n + 5};
+            for (int ki = 0; ki < 4; ki++)
+                for (int linear = 0; linear < 2; linear++) {
+                    const uint32_t k = ks[ki], want = k < m ? k : m;
+                    if (linear)
+                        sq_alloc_fail_after(0); /* the sorted copy of the exclusions fails */
+                    uint32_t got = sq_topk(row, n, k, ex, n_ex, ids, vals);
+                    sq_alloc_fail_after(-1);
+                    assert_int_equal(got, want);
+                    assert_memory_equal(ids, order, got * sizeof *ids);
+                    for (uint32_t i = 0; i < got; i++)
+                        assert_true(vals[i] == row[ids[i]]);
+                }
+            free(row);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rank),   cmocka_unit_test(test_rank_long_exclusion),
         cmocka_unit_test(test_single), cmocka_unit_test(test_constant_model_is_random),
         cmocka_unit_test(test_multi),  cmocka_unit_test(test_accumulator),
+        cmocka_unit_test(test_topk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

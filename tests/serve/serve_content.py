@@ -7,7 +7,8 @@ new item put with the tag of some cluster must: answer recommendable:true; appea
 user's full list marked content:true; score exactly the mean of the scores of the catalogue
 items with that tag (its content neighbours, equal weights: one shared tag each); stay after a
 restart (the store keeps put items). An item whose tags the catalogue lacks is stored but not
-recommendable and never listed."""
+recommendable and never listed. A server scoring with --score-threads 2 (the catalogue split
+between threads, their top-k lists merged) gives the same full list as one thread."""
 
 import csv
 import os
@@ -70,6 +71,18 @@ def main():
     chk.check("after a restart the new item is still recommendable (from the store)",
               "brand-new" in lst and "orphan" not in lst)
     chk.check("restarted server: SIGTERM exit 0", srv.stop() == 0)
+    # the catalogue split across 2 threads, their lists and the new items' merged: the same
+    # full list, in the same order, as one thread scoring the whole row
+    srv = Server(env, [model, data, "--port", 0, "--store", store, "--score-threads", 2,
+                       "--score-workers", 1]).start()
+    split = srv.recs("0", k=1000, keep_seen="true").json["items"]
+    one = Server(env, [model, data, "--port", 0, "--store", env.path("one.db")]).start()
+    one.put("/v1/items/brand-new", {"tags": [tag]})
+    whole = one.recs("0", k=1000, keep_seen="true").json["items"]
+    chk.check("--score-threads 2: the same list (ids, order, scores) as one thread (%d items)"
+              % len(whole), [(str(i["item"]), round(i["score"], 5)) for i in split]
+              == [(str(i["item"]), round(i["score"], 5)) for i in whole])
+    chk.check("split servers: SIGTERM exit 0", srv.stop() == 0 and one.stop() == 0)
     return chk.finish()
 
 

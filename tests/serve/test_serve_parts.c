@@ -1,5 +1,5 @@
 /* test_serve_parts.c — the serving pieces that can be checked without a socket: the panel
- * scoring kernel against a plain dot product, the fast top-k against sq_topk, the JSON guard
+ * scoring kernel against a plain dot product, the JSON guard
  * (depth, trailing text), and the latency histogram. The server as a whole is tested over HTTP
  * by tests/cli/serve_*.sh. */
 #include "serve/serve_int.h"
@@ -50,36 +50,6 @@ static void test_dot_panels(void **state) {
         }
 }
 
-static void test_topk_matches_sq_topk(void **state) {
-    (void)state;
-    sq_rng rng;
-    sq_rng_seed(&rng, 11);
-    const uint32_t ns[] = {1, 63, 64, 65, 1000, 5000};
-    for (size_t t = 0; t < 6; t++)
-        for (int variant = 0; variant < 3; variant++) {
-            const uint32_t n = ns[t];
-            float *row = malloc(n * sizeof *row);
-            for (uint32_t i = 0; i < n; i++) {
-                /* variant 1: few distinct values (ties); 2: NaNs (excluded items) */
-                row[i] = variant == 1 ? (float)(sq_rng_u64(&rng) % 5) : (float)sq_rng_normal(&rng);
-                if (variant == 2 && sq_rng_u64(&rng) % 3 == 0)
-                    row[i] = NAN;
-            }
-            const uint32_t ks[] = {1, 10, 100, n + 5};
-            for (int ki = 0; ki < 4; ki++) {
-                uint32_t k = ks[ki], a_ids[6000], b_ids[6000];
-                float a_v[6000], b_v[6000];
-                uint32_t na = sv_topk(row, n, k, a_ids, a_v);
-                uint32_t nb = sq_topk(row, n, k, NULL, 0, b_ids, b_v);
-                assert_int_equal(na, nb);
-                assert_memory_equal(a_ids, b_ids, na * sizeof *a_ids);
-                for (uint32_t i = 0; i < na; i++)
-                    assert_false(isnan(a_v[i]));
-            }
-            free(row);
-        }
-}
-
 static void test_json_guard(void **state) {
     (void)state;
     char msg[200];
@@ -127,7 +97,6 @@ static void test_histogram(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dot_panels),
-        cmocka_unit_test(test_topk_matches_sq_topk),
         cmocka_unit_test(test_json_guard),
         cmocka_unit_test(test_histogram),
     };
