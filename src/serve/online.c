@@ -91,7 +91,9 @@ sq_status sv_online_round(sq_server *s, uint32_t vi, sv_online_result *res, sq_e
     if ((rc = sq_model_save(m, path, err)) || (rc = sq_model_load(&copy, path, s->d, err)))
         goto done;
     const uint32_t T = cur->window ? cur->window : DEFAULT_T, ni = s->info->n_items;
-    views = sq_calloc(1, sizeof *views);
+    /* the users' sequences: the most recent MAX_USERS users with 2+ events */
+    const uint32_t first_u = nu > MAX_USERS ? nu - MAX_USERS : 0;
+    views = sq_calloc(nu - first_u, sizeof *views);
     in = sq_mallocn((size_t)BATCH * T, sizeof *in);
     tg = sq_mallocn((size_t)BATCH * T, sizeof *tg);
     users = sq_mallocn(BATCH, sizeof *users);
@@ -110,14 +112,6 @@ sq_status sv_online_round(sq_server *s, uint32_t vi, sv_online_result *res, sq_e
         goto done;
     sq_rng rng;
     sq_rng_seed(&rng, (uint64_t)time(NULL));
-    /* the users' sequences (the most recent MAX_USERS users with 2+ events), then passes over
-     * them in batches until min_steps optimiser steps are done */
-    const uint32_t first_u = nu > MAX_USERS ? nu - MAX_USERS : 0;
-    sq_free(views);
-    if (!(views = sq_calloc(nu - first_u, sizeof *views))) {
-        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory (online learning)");
-        goto done;
-    }
     for (uint32_t u = first_u; u < nu && !rc; u++) {
         size_t len;
         const char *id = sq_strmap_key(c.users, u, &len);

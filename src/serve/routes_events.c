@@ -205,10 +205,6 @@ void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r) {
 
 /* ========================================== History ========================================== */
 
-typedef struct {
-    cJSON *arr;
-    int failed;
-} hist_ctx;
 
 static void add_event(cJSON *arr, const char *item, const char *beh, int64_t ts, const char *scene,
                       double value, const char *context, const char *source, int64_t seq) {
@@ -233,12 +229,12 @@ static void add_event(cJSON *arr, const char *item, const char *beh, int64_t ts,
 }
 
 static int hist_one(void *ud, int64_t seq, const sq_store_event *se) {
-    hist_ctx *c = ud;
+    cJSON *arr = ud;
     char item[MAX_ID + 1];
     size_t n = se->item_len < MAX_ID ? se->item_len : MAX_ID;
     memcpy(item, se->item, n);
     item[n] = 0;
-    add_event(c->arr, item, se->behaviour, se->ts, se->scene, se->value, se->context, "live", seq);
+    add_event(arr, item, se->behaviour, se->ts, se->scene, se->value, se->context, "live", seq);
     return 0;
 }
 
@@ -258,16 +254,16 @@ void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *
     cJSON *arr = cJSON_CreateArray();
     /* the most recent `limit`: live events first from the store (newest `limit`), then as many
      * dataset events as are left, before them */
-    hist_ctx c = {cJSON_CreateArray(), 0};
+    cJSON *live = cJSON_CreateArray();
     sq_error err = {0};
-    if (sq_store_user_events(s->store, user, len, 0, limit, hist_one, &c, &err)) {
-        cJSON_Delete(c.arr);
+    if (sq_store_user_events(s->store, user, len, 0, limit, hist_one, live, &err)) {
+        cJSON_Delete(live);
         cJSON_Delete(arr);
         cJSON_Delete(out);
         sv_error(r, 500, "event store: %s", err.msg);
         return;
     }
-    const uint32_t n_live = (uint32_t)cJSON_GetArraySize(c.arr);
+    const uint32_t n_live = (uint32_t)cJSON_GetArraySize(live);
     const uint32_t uid = sv_forgotten(s, user, len) ? UINT32_MAX : sq_data_find_user(s->d, user, len);
     if (uid != UINT32_MAX && n_live < limit) {
         const uint64_t *off = sq_data_offsets(s->d);
@@ -282,11 +278,9 @@ void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *
                       sq_data_times(s->d)[i], scn ? sq_data_scene_name(s->d, scn[i]) : "",
                       val ? val[i] : NAN, NULL, "dataset", 0);
     }
-    while (c.arr->child) {
-        cJSON *e = cJSON_DetachItemViaPointer(c.arr, c.arr->child);
-        cJSON_AddItemToArray(arr, e);
-    }
-    cJSON_Delete(c.arr);
+    while (live->child)
+        cJSON_AddItemToArray(arr, cJSON_DetachItemViaPointer(live, live->child));
+    cJSON_Delete(live);
     cJSON_AddBoolToObject(out, "known", uid != UINT32_MAX || n_live > 0);
     cJSON_AddItemToObject(out, "events", arr);
     sv_json_resp(r, 200, out);

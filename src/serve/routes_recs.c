@@ -269,6 +269,14 @@ void sv_route_similar(sq_server *s, const char *item, size_t len, const sv_req *
 
 /* ========================================== Service ========================================== */
 
+/* The index of the variant called name; s->n_var when there is none. */
+static uint32_t variant_named(const sq_server *s, const char *name) {
+    uint32_t v = 0;
+    while (v < s->n_var && strcmp(s->var[v].name, name))
+        v++;
+    return v;
+}
+
 void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
     size_t len;
     const char *body = sv_body(q, &len);
@@ -289,8 +297,7 @@ void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
             return;
         }
         if (vn) {
-            for (vi = 0; vi < s->n_var && strcmp(s->var[vi].name, vn->valuestring); vi++)
-                ;
+            vi = variant_named(s, vn->valuestring);
             if (vi == s->n_var) {
                 sv_error(r, 404, "reload: no variant '%.64s'", vn->valuestring);
                 cJSON_Delete(root);
@@ -334,8 +341,7 @@ void sv_route_learn(sq_server *s, const sv_req *q, sv_resp *r) {
             return;
         }
         if (vn) {
-            for (v0 = 0; v0 < s->n_var && strcmp(s->var[v0].name, vn->valuestring); v0++)
-                ;
+            v0 = variant_named(s, vn->valuestring);
             if (v0 == s->n_var) {
                 sv_error(r, 404, "learn: no variant '%.64s'", vn->valuestring);
                 cJSON_Delete(root);

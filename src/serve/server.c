@@ -349,7 +349,7 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         route = SV_R_LEARN, method_ok = !strcmp(method, "POST"), need = AUTH_ADMIN;
     else if ((m = split_id(url, "/v1/users/", id, sizeof id, &rest)) != 0) {
         if (m < 0) {
-            sv_error(r, m < 0 ? 400 : 404, "user id: 1..%d bytes", MAX_PATH_ID);
+            sv_error(r, 400, "user id: 1..%d bytes", MAX_PATH_ID);
             return SV_R_OTHER;
         }
         if (!strcmp(rest, "/recommendations"))
