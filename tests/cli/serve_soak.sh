@@ -61,7 +61,7 @@ ITEMS=$(awk -F, 'NR > 1 { print $2 }' log.csv | sort -u | paste -sd, -)
 # ---- the server ----
 # --no-sync: the store does not fsync. Only because fsync throughput is not what this test
 # measures (it would cap the posts, hence the users a second, at the disk's flush rate);
-# durability is tests/cli/serve_crash.sh's subject.
+# durability is tests/serve/serve_crash.py's subject.
 "$BIN" serve m.sqm data.sqd --store "$T/events.db" --port 0 --cache-mb "$CACHE_MB" --no-sync \
   --quiet > server.out 2> server.err &
 SRV=$!

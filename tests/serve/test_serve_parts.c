@@ -1,7 +1,7 @@
 /* test_serve_parts.c — the serving pieces that can be checked without a socket: the panel
  * scoring kernel against a plain dot product, the JSON guard
  * (depth, trailing text), and the latency histogram. The server as a whole is tested over HTTP
- * by tests/cli/serve_*.sh. */
+ * by tests/serve/serve_*.py (CTest: cli_serve_*). */
 #include "serve/serve_int.h"
 #include "seqrec/eval.h"
 #include "testutil.h"
