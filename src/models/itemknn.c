@@ -4,6 +4,7 @@
  * keeping each item's `neighbours` most similar items. A sequence scores item j by the
  * similarity of j to its last `history` items, the most recent weighted most (decay^age).
  * Config: neighbours (100), shrink (10), history (10), decay (0.8). */
+#include "seqrec/eval.h"
 #include "seqrec/model.h"
 
 #include <math.h>
@@ -55,20 +56,6 @@ static sq_status knn_init(sq_model *m, sq_rng *rng, sq_error *err) {
     for (size_t i = 0; i < n; i++)
         s->nb[i] = UINT32_MAX;
     return SQ_OK;
-}
-
-/* Inserts (id, v) into the descending top list of size k (n entries used). */
-static void top_insert(uint32_t *ids, float *vals, uint32_t *n, uint32_t k, uint32_t id, float v) {
-    if (*n == k && v <= vals[k - 1])
-        return;
-    uint32_t p = *n < k ? (*n)++ : k - 1;
-    while (p > 0 && vals[p - 1] < v) {
-        ids[p] = ids[p - 1];
-        vals[p] = vals[p - 1];
-        p--;
-    }
-    ids[p] = id;
-    vals[p] = v;
 }
 
 static sq_status knn_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
@@ -150,7 +137,8 @@ static sq_status knn_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
             /* ties broken by the smaller id, whatever the thread schedule */
             if (n == s->k && v == vals[s->k - 1] && j > ids[s->k - 1])
                 continue;
-            top_insert(ids, vals, &n, s->k, j, v);
+            if (n < s->k || v > vals[s->k - 1])
+                n = sq_topk_insert(ids, vals, n, s->k, j, v);
         }
         uint64_t finished;
 #pragma omp atomic capture
