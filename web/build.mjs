@@ -1,12 +1,13 @@
 // build.mjs — bundles the dashboard (src/main.js, uPlot and the styles) into dist/ with esbuild:
-// dist/index.html, dist/app.js, dist/app.css. No network: everything comes from node_modules.
+// dist/index.html, dist/app.js, dist/app.css (or into the directory given as the argument).
+// No network: everything comes from node_modules.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, "dist");
+const dist = process.argv[2] ? resolve(process.argv[2]) : join(here, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 await esbuild.build({
