@@ -26,9 +26,10 @@ static int parse_k(const char *s, sq_eval_opts *o) {
     return o->n_k ? 0 : -1;
 }
 
-static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o,
-                       const sq_task_eval *te, const sq_dataset *d) {
+static void print_json(const char *model, const sq_eval_result *r, const char *protocol,
+                       const sq_eval_opts *o, const sq_task_eval *te, const sq_dataset *d) {
     cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model); /* names the result on the dashboard */
     cJSON_AddStringToObject(j, "protocol", protocol);
     cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
     if (o->sampled)
@@ -166,7 +167,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {
-        print_json(&r, protocol, &o, has_tasks ? &te : NULL, d);
+        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d);
     } else {
         print_text(&r, protocol, &o);
         if (has_tasks)

@@ -202,9 +202,13 @@ static sq_status evals(FILE *f, const char *path, sq_error *err) {
                            lineno);
         } else {
             fputs("<section><h2>Evaluation: ", f);
-            svg_escape(f, path);
-            if (lineno > 1)
+            const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(res, "model"));
+            if (model) {
+                svg_escape(f, model);
+            } else {
+                svg_escape(f, path);
                 fprintf(f, ":%lu", lineno);
+            }
             fputs("</h2><p class=\"note\">", f);
             const char *keys[] = {"protocol", "ranking", "history", "part"};
             for (int i = 0; i < 4; i++) {

@@ -219,8 +219,13 @@ static void read_evals(const char *path, cJSON *evals, cJSON *errs) {
         }
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "file", path);
+        /* named by the model file it evaluated (older outputs: by the file and line) */
         char name[300];
-        if (++got > 1)
+        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(res, "model"));
+        const char *mbase = model && strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+        if (mbase && *mbase)
+            snprintf(name, sizeof name, "%.250s", mbase);
+        else if (++got > 1)
             snprintf(name, sizeof name, "%.250s:%lu", base, lineno);
         else
             snprintf(name, sizeof name, "%.250s", base);

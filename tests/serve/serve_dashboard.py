@@ -114,8 +114,10 @@ def main():
               r.json["errors"])
 
     e = srv.get("/v1/dashboard/evals").json
-    chk.check("evals: one entry per line of the eval file, with metrics and intervals",
+    chk.check("evals: one entry per line of the eval file, named by the model evaluated, with "
+              "metrics and intervals",
               len(e["evals"]) == 2 and not e["errors"]
+              and [x["name"] for x in e["evals"]] == ["s.sqm", "p.sqm"]
               and "ndcg@10" in e["evals"][0]["result"]["metrics"]
               and len(e["evals"][1]["result"]["ci95"]["ndcg@10"]) == 2, e["errors"])
 

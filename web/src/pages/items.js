@@ -17,7 +17,12 @@ export async function itemsPage(root, arg) {
     return;
   }
   const info = await getJSON(`/v1/items/${enc(arg)}`);
-  const sim = await getJSON(`/v1/items/${enc(arg)}/similar?k=10`);
+  let sim = null, simError = "";
+  try {
+    sim = await getJSON(`/v1/items/${enc(arg)}/similar?k=10`);
+  } catch (e) {
+    simError = String(e.message || e); // e.g. a model that has no item vectors
+  }
   const st = info.stats;
   const feats = [["tags", info.tags.length ? info.tags.join(", ") : "–"], ["text", info.text || "–"],
     ...Object.entries(info.numeric).map(([k, v]) => [k, fmt(v)]), ["events", fmt(st.events)],
@@ -28,7 +33,11 @@ export async function itemsPage(root, arg) {
   chart(fbox, "Behaviour share of its events", { kind: "bars", x: share.map((_, i) => i),
     xLabels: share.map(([k]) => k), series: [{ label: "share", values: share.map(([, v]) => v) }] });
   const sbox = el("div.grid");
-  root.append(section(`Similar items (variant ${sim.variant})`, sbox));
+  root.append(section(sim ? `Similar items (variant ${sim.variant})` : "Similar items", sbox));
+  if (!sim) {
+    sbox.append(note(`no similar items: ${simError}`));
+    return;
+  }
   if (!sim.items.length) {
     sbox.append(note("the model finds no similar item"));
     return;

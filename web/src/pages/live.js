@@ -92,11 +92,16 @@ export async function livePage(root) {
     if (series.t.length < 1) return;
     box.replaceChildren();
     window.__seqrec.charts = [];
-    chart(box, "Requests a second (API routes)", { x: series.t, time: true, series: [{ label: "requests/s", values: series.rps }] });
-    chart(box, "Latency percentiles (ms, API routes)", { x: series.t, time: true, legend: true,
-      series: [{ label: "p50", values: series.p50 }, { label: "p90", values: series.p90 }, { label: "p99", values: series.p99 }] });
-    chart(box, "Events a second", { x: series.t, time: true, series: [{ label: "events/s", values: series.eps }] });
-    chart(box, "Cache hit rate", { x: series.t, time: true, series: [{ label: "hit rate", values: series.hit }] });
+    // a chart with nothing to draw yet (no request in the window) says so instead
+    const draw = (title, opts, empty) => {
+      if (opts.series.some((x) => x.values.some((v) => v !== null))) chart(box, title, { x: series.t, time: true, ...opts });
+      else box.append(el("div.empty", el("h3", title), el("p.note", empty)));
+    };
+    draw("Requests a second (API routes)", { series: [{ label: "requests/s", values: series.rps }] }, "");
+    draw("Latency percentiles (ms, API routes)", { legend: true, series: [{ label: "p50", values: series.p50 },
+      { label: "p90", values: series.p90 }, { label: "p99", values: series.p99 }] }, "no API request in the last two minutes");
+    draw("Events a second", { series: [{ label: "events/s", values: series.eps }] }, "");
+    draw("Cache hit rate", { series: [{ label: "hit rate", values: series.hit }] }, "no recommendation request in the last two minutes");
   };
   await tick();
   const timer = setInterval(tick, 1000);
