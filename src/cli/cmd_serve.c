@@ -205,7 +205,8 @@ int cmd_serve(int argc, char **argv) {
     printf("listening on http://%s:%u\n", bind ? bind : "127.0.0.1", sq_serve_port(s));
     if (o.static_dir)
         printf("dashboard on http://%s:%u/ (files from %s)\n", bind ? bind : "127.0.0.1",
-               sq_serve_port(s), o.static_dir);    fflush(stdout);
+               sq_serve_port(s), o.static_dir);
+    fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
     if (!quiet)
