@@ -35,7 +35,8 @@ const resizer = new ResizeObserver((entries) => {
 
 // A chart in a new element appended to parent: opts.x (numbers), opts.series [{label, values}],
 // opts.kind "line" | "bars" | "points", opts.time (x is UTC seconds), opts.xLabels (category
-// names for bars), opts.xName, opts.yName.
+// names for bars), opts.xName, opts.yName, opts.spanGaps (join a line across missing values:
+// validation runs every few epochs).
 export function chart(parent, title, opts) {
   const box = el("div.chart");
   parent.append(box);
@@ -52,7 +53,7 @@ export function chart(parent, title, opts) {
       if (kind === "points")
         return { label: s.label, stroke: c, fill: c, width: 0, paths: () => null,
                  points: { show: true, size: 7, stroke: c, fill: c } };
-      return { label: s.label, stroke: c, width: 2, spanGaps: false,
+      return { label: s.label, stroke: c, width: 2, spanGaps: !!opts.spanGaps,
                points: { show: opts.x.length < 30, size: 5, stroke: c, fill: c } };
     }),
   ];

@@ -51,7 +51,7 @@ export async function trainingPage(root) {
     window.__seqrec.charts = [];
     const rs = it.filter((r) => sel.has(r.run + r.file));
     const add = (title, c, yName) => {
-      if (c.series.length) chart(chartsBox, title, { x: c.x, series: c.series, xName: "epoch", xInt: true, yName, legend: true });
+      if (c.series.length) chart(chartsBox, title, { x: c.x, series: c.series, xName: "epoch", xInt: true, yName, legend: true, spanGaps: true });
     };
     add("Training loss", curves(rs, (e) => e.loss), "loss");
     add("Validation NDCG@10", curves(rs, (e) => e.valid && e.valid["ndcg@10"]), "NDCG@10");
