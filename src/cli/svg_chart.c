@@ -111,20 +111,17 @@ int svg_line_chart(FILE *f, const char *title, const char *x_name, const char *y
             MT + ph / 2);
     svg_escape(f, y_name);
     fputs("</text>\n", f);
-    /* the series: lines between consecutive finite points, a circle on each */
+    /* the series: a line through its finite points (joined across missing ones: validation
+     * runs every few epochs), a circle on each */
     for (int k = 0; k < ns; k++) {
         fprintf(f, "<g class=\"series\" stroke=\"%s\" fill=\"%s\">", s[k].color, s[k].color);
         int open = 0;
-        for (int i = 0; i < n; i++) {
-            if (!isfinite(s[k].y[i]) || !isfinite(x[i])) {
-                if (open)
-                    fputs("\" fill=\"none\" stroke-width=\"2\"/>", f);
-                open = 0;
-                continue;
+        for (int i = 0; i < n; i++)
+            if (isfinite(s[k].y[i]) && isfinite(x[i])) {
+                fprintf(f, "%s%.1f,%.1f", open ? " " : "<polyline points=\"", PX(x[i]),
+                        PY(s[k].y[i]));
+                open = 1;
             }
-            fprintf(f, "%s%.1f,%.1f", open ? " " : "<polyline points=\"", PX(x[i]), PY(s[k].y[i]));
-            open = 1;
-        }
         if (open)
             fputs("\" fill=\"none\" stroke-width=\"2\"/>", f);
         for (int i = 0; i < n; i++)

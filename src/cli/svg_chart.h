@@ -1,6 +1,7 @@
 /* svg_chart.h — line charts as inline SVG text, for `seqrec report` (a self-contained HTML file:
  * no script, no chart library, nothing fetched). Each point is also drawn as a circle, so one
- * validated epoch still shows; a series' gaps (NaN) break its line.
+ * validated epoch still shows; a series' line joins its finite points across missing (NaN)
+ * ones.
  *
  * The SVG carries data-points (the finite values drawn) and data-colors (the series colours),
  * which the browser test checks against what chromium renders. */
