@@ -4,7 +4,8 @@
 // and no failed request; each chart has drawn its data (its data points, and pixels of its
 // series' colours on the canvas); the user explorer finds a user, shows recommendations with
 // explanations, and an event added in the form changes them (the recommended item the event is
-// on leaves the list; the server's history shows the event). A screenshot of each page goes to
+// on leaves the list; the server's history shows the event); asked for a scene, the list is the
+// server's for that scene. A screenshot of each page goes to
 // the artefacts directory.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -120,6 +121,15 @@ const hist = await (await fetch(`${server.url}/v1/users/${encodeURIComponent(use
 chk.check("Users: the server's history ends with the posted event", hist.events.length === 1 &&
           hist.events[0].item === item && hist.events[0].behaviour === "buy" && hist.events[0].source === "live", hist);
 await checkCharts("Users after the event", ["History of"]);
+const sceneWant = (await (await fetch(`${server.url}/v1/users/${encodeURIComponent(user)}/recommendations?k=10&scene=detail`)).json())
+  .items.map((x) => String(x.item));
+const asked = [];
+page.on("request", (r) => { if (r.url().includes("/recommendations?")) asked.push(r.url()); });
+await page.selectOption("#rec-scene", "detail");
+await page.waitForFunction((want) => [...document.querySelectorAll("#recs tbody tr")].map((tr) => tr.children[1].textContent).join() === want,
+                           sceneWant.join(), { timeout: 10000 }).catch(() => {});
+chk.check("Users: choosing a scene asks the server for that scene, and shows its answer",
+          asked.some((u) => u.includes("scene=detail")) && (await recsOf()).join() === sceneWant.join(), [asked, await recsOf(), sceneWant]);
 await shot("users-after-event");
 noProblems("Users");
 

@@ -7,6 +7,7 @@ import { chart } from "../charts.js";
 import { date, el, fmt, note, section, table } from "../dom.js";
 
 const K = 10;
+let recScene = ""; // the scene recommendations are asked for ("": all), kept across lookups
 
 function explainCell(items) {
   if (!items || !items.length) return el("span.note", "–");
@@ -59,7 +60,9 @@ export async function usersPage(root, arg) {
   const recsBox = el("div", { id: "recs-box" });
   const histBox = el("div");
   const changeBox = el("div", { id: "change" });
-  let recs = await getJSON(`/v1/users/${enc(user)}/recommendations?k=${K}&explain=true`);
+  const recsURL = () => `/v1/users/${enc(user)}/recommendations?k=${K}&explain=true` +
+                        (recScene ? `&scene=${enc(recScene)}` : "");
+  let recs = await getJSON(recsURL());
   const hist = await getJSON(`/v1/users/${enc(user)}/history?limit=200`);
   root.append(el("p.note", hist.known ? `user ${user}` : `user ${user} is unknown: cold start (the most popular items)`,
     ` · model version ${recs.model_version}, variant ${recs.variant}`));
@@ -69,7 +72,16 @@ export async function usersPage(root, arg) {
   const item = el("input", { id: "event-item", value: recs.items.length ? String(recs.items[0].item) : "" });
   const beh = el("select", { id: "event-behaviour" }, behs.map((b) => el("option", { value: b }, b)));
   const scene = el("select", { id: "event-scene" }, el("option", { value: "" }, "(no scene)"),
-    scenes.map((s) => el("option", { value: s }, s)));
+    scenes.map((s) => el("option", { value: s, selected: s === recScene }, s)));
+  const recSel = el("select", { id: "rec-scene", onchange: async () => {
+    recScene = recSel.value;
+    scene.value = recScene;
+    recs = await getJSON(recsURL());
+    recsBox.replaceChildren(recsTable(recs));
+    changeBox.replaceChildren();
+    if (recs.items.length) item.value = String(recs.items[0].item);
+  } }, el("option", { value: "" }, "all scenes"),
+    scenes.map((s) => el("option", { value: s, selected: s === recScene }, s)));
   const form = el("form.event", { onsubmit: async (e) => {
     e.preventDefault();
     const before = recs;
@@ -77,7 +89,7 @@ export async function usersPage(root, arg) {
     if (scene.value) ev.scene = scene.value;
     try {
       await postJSON("/v1/events", ev);
-      recs = await getJSON(`/v1/users/${enc(user)}/recommendations?k=${K}&explain=true`);
+      recs = await getJSON(recsURL());
       const h = await getJSON(`/v1/users/${enc(user)}/history?limit=200`);
       const a = before.items.map((x) => String(x.item)), b = recs.items.map((x) => String(x.item));
       const gone = a.filter((x) => !b.includes(x)), came = b.filter((x) => !a.includes(x));
@@ -95,7 +107,8 @@ export async function usersPage(root, arg) {
     }
   } }, "item ", item, " behaviour ", beh, " scene ", scene,
     el("button", { type: "submit", id: "add-event" }, "Add event"));
-  root.append(section("Recommendations", recsBox),
+  root.append(section("Recommendations",
+                      scenes.length ? el("form", "for the scene ", recSel) : null, recsBox),
               section("Add an event and watch the list change", form, changeBox),
               section("History", histBox));
   timeline(histBox, hist, ds);
