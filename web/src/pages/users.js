@@ -11,7 +11,10 @@ let recScene = ""; // the scene recommendations are asked for ("": all), kept ac
 
 function explainCell(items) {
   if (!items || !items.length) return el("span.note", "–");
-  return el("ul.why", items.slice(0, 3).map((x) => el("li",
+  // a score no single past event moves (popularity) has nothing to explain
+  const mattered = items.filter((x) => Math.abs(x.contribution) > 1e-9);
+  if (!mattered.length) return el("span.note", "no past event changes its score");
+  return el("ul.why", mattered.slice(0, 3).map((x) => el("li",
     el("a", { href: `#items/${enc(x.item)}` }, x.item), ` ${x.behaviour} `,
     el("span.contrib", (x.contribution >= 0 ? "+" : "") + fmt(x.contribution, 3)))));
 }
