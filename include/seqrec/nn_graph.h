@@ -70,18 +70,18 @@ sq_status sq_nn_ggnn_backward(const sq_nn_ggnn *l, sq_params *ps, sq_arena *a,
  * Tensors: "<prefix>.w1" [d, d], "<prefix>.b1" [d], "<prefix>.w2" [d, d], "<prefix>.q" [d],
  *          "<prefix>.w3" [d, 2d], "<prefix>.b3" [d]. */
 typedef struct {
-    int d;                  /* width of positions and output */
+    int d;                   /* width of positions and output */
     sq_nn_linear w1, w2, w3; /* d -> d (bias b1), d -> d (no bias), 2d -> d (bias b3) */
-    int q;                  /* parameter index of q [d] */
+    int q;                   /* parameter index of q [d] */
 } sq_nn_readout;
 
 typedef struct {
-    int S, N;             /* sessions and rows of this forward */
-    const float *x;       /* [N, d] (caller's) */
-    const uint32_t *off;  /* [S + 1] (caller's) */
-    float *e;             /* [N, d] σ(W1 v_last + b1 + W2 v_i) */
-    float *alpha;         /* [N] attention weights */
-    float *cat;           /* [S, 2d] v_last | s_g */
+    int S, N;            /* sessions and rows of this forward */
+    const float *x;      /* [N, d] (caller's) */
+    const uint32_t *off; /* [S + 1] (caller's) */
+    float *e;            /* [N, d] σ(W1 v_last + b1 + W2 v_i) */
+    float *alpha;        /* [N] attention weights */
+    float *cat;          /* [S, 2d] v_last | s_g */
 } sq_nn_readout_acts;
 
 int sq_nn_readout_init(sq_nn_readout *l, sq_params *ps, const char *prefix, int d);

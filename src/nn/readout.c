@@ -72,8 +72,8 @@ sq_status sq_nn_readout_forward(const sq_nn_readout *l, const sq_params *ps, sq_
     for (int s = 0; s < S; s++)
         memcpy(acts->cat + (size_t)s * 2 * d, x + (size_t)(off[s + 1] - 1) * d,
                (size_t)d * sizeof(float));
-    sq_nn_linear_forward_ld(u, d, acts->cat, 2 * d, sq_nn_val(ps, l->w1.w),
-                            sq_nn_val(ps, l->w1.b), S, d, d);
+    sq_nn_linear_forward_ld(u, d, acts->cat, 2 * d, sq_nn_val(ps, l->w1.w), sq_nn_val(ps, l->w1.b),
+                            S, d, d);
     sq_nn_linear_forward(acts->e, x, sq_nn_val(ps, l->w2.w), NULL, N, d, d);
     const float *q = sq_nn_val(ps, l->q);
 #pragma omp parallel for schedule(static) if ((long)N * d > 32768)
@@ -93,8 +93,7 @@ sq_status sq_nn_readout_forward(const sq_nn_readout *l, const sq_params *ps, sq_
                 sg[j] += al * xi[j];
         }
     }
-    sq_nn_linear_forward(y, acts->cat, sq_nn_val(ps, l->w3.w), sq_nn_val(ps, l->w3.b), S, 2 * d,
-                         d);
+    sq_nn_linear_forward(y, acts->cat, sq_nn_val(ps, l->w3.w), sq_nn_val(ps, l->w3.b), S, 2 * d, d);
     return SQ_OK;
 }
 
