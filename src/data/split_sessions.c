@@ -3,8 +3,8 @@
  * Each user is a session. A session belongs wholly to one part, by its time (its last event's,
  * as SR-GNN dates a session by its latest event): with t_max the latest event of the dataset,
  *   time ≥ t_test  = t_max − test_days · 86400            test        (train_end = valid_end = 0)
- *   time ≥ t_valid = t_test − valid_days · 86400          validation  (train_end = 0, valid_end = n)
- *   otherwise                                             training    (train_end = valid_end = n)
+ *   time ≥ t_valid = t_test − valid_days · 86400          validation  (train_end = 0, valid_end =
+ * n) otherwise                                             training    (train_end = valid_end = n)
  * Ties at a cut go to the later part. SR-GNN's script compares calendar dates and leaves out
  * the sessions of the cut day itself; here times are exact (DIGINETICA's eventdate plus its
  * timeframe offset), so no session is dropped.

@@ -51,7 +51,8 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
     uint64_t total = 0;
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t len = (uint32_t)(off[u + 1] - off[u]);
-        uint32_t first = test ? s->valid_end[u] : s->train_end[u], last = test ? len : s->valid_end[u];
+        uint32_t first = test ? s->valid_end[u] : s->train_end[u],
+                 last = test ? len : s->valid_end[u];
         if (first < last)
             users[n_eval++] = u;
     }
@@ -74,7 +75,8 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
     uint64_t np = 0, w = 0;
     for (uint32_t c = 0; c < n_pick; c++) {
         uint32_t u = users[c], len = (uint32_t)(off[u + 1] - off[u]);
-        uint32_t first = test ? s->valid_end[u] : s->train_end[u], last = test ? len : s->valid_end[u];
+        uint32_t first = test ? s->valid_end[u] : s->train_end[u],
+                 last = test ? len : s->valid_end[u];
         foff[c] = (uint32_t)w;
         uint32_t kept = 0;
         for (uint32_t p = 0; p < last; p++) {
@@ -104,9 +106,9 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
         uint32_t nb = np - start < B ? (uint32_t)(np - start) : B;
         for (uint32_t b = 0; b < nb; b++) {
             const prediction *q = &pred[start + b];
-            seqs[b] = whole[q->c] ? sq_model_user_seq(d, q->user, q->pos)
-                                  : (sq_seq){.items = fil + foff[q->c], .n = q->pos,
-                                             .user = q->user};
+            seqs[b] = whole[q->c]
+                          ? sq_model_user_seq(d, q->user, q->pos)
+                          : (sq_seq){.items = fil + foff[q->c], .n = q->pos, .user = q->user};
         }
         sq_arena_reset(arena);
         if ((rc = sq_model_score(m, seqs, nb, scores, arena, err)))
