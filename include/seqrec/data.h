@@ -233,7 +233,12 @@ char *sq_data_stats_json(const sq_dataset *d, const sq_data_summary *s);
 
 /* =========================================== Splits ========================================== */
 
-typedef enum { SQ_SPLIT_LOO = 0, SQ_SPLIT_TEMPORAL, SQ_SPLIT_KFOLD, SQ_SPLIT_SESSIONS } sq_split_kind;
+typedef enum {
+    SQ_SPLIT_LOO = 0,
+    SQ_SPLIT_TEMPORAL,
+    SQ_SPLIT_KFOLD,
+    SQ_SPLIT_SESSIONS
+} sq_split_kind;
 
 /* A split is a view: for each user u with sequence length n_u, positions [0, train_end[u]) are
  * training targets, [train_end[u], valid_end[u]) validation targets, [valid_end[u], n_u) test
@@ -266,14 +271,15 @@ sq_status sq_split_temporal(const sq_dataset *d, double valid_frac, double test_
  * fold ≥ k. */
 sq_status sq_split_kfold(const sq_dataset *d, uint32_t k, uint32_t fold, uint64_t seed,
                          sq_split *s, sq_error *err);
-/* SR-GNN's session protocol: each user is a session (ingest with a session column or
- * --session-gap) and a session's time is its last event's. Sessions of the last test_days
- * days before the latest event (time ≥ t_test = t_max − test_days · 86400) are test sessions,
- * those of the valid_days before (time ≥ t_valid = t_test − valid_days · 86400) validation
- * sessions (train_end = 0), the rest train on everything. per_target is set: every position
- * from the second on of an evaluated session predicts its item from the positions before it;
- * seen marks the items of training sessions, and evaluated sessions drop the others first.
- * Errors: SQ_ERR_ARG (days not positive), SQ_ERR_NOMEM. */
+/* SR-GNN's session protocol. Sessions are the dataset's (ingest --session-gap) or its users
+ * (a session-id column); a session's time is its last event's. Sessions of the last
+ * test_days days before the latest event (time ≥ t_test = t_max − test_days · 86400) are
+ * test sessions, those of the valid_days before (time ≥ t_valid = t_test − valid_days · 86400)
+ * validation sessions, the rest training: per user, train_end and valid_end fall on session
+ * starts. per_target is set: every event after the first of an evaluated session is predicted
+ * from the session's events before it; seen marks the items of training sessions, and
+ * evaluated sessions drop the others first. Errors: SQ_ERR_ARG (days not positive),
+ * SQ_ERR_NOMEM. */
 sq_status sq_split_sessions(const sq_dataset *d, double test_days, double valid_days, sq_split *s,
                             sq_error *err);
 void sq_split_free(sq_split *s);

@@ -163,7 +163,8 @@ int cmd_eval(int argc, char **argv) {
     if (!protocol)
         protocol = "loo";
     if (!strcmp(protocol, "sessions")) {
-        const char *td = sq_config_get(m->cfg, "test_days"), *vd = sq_config_get(m->cfg, "valid_days");
+        const char *td = sq_config_get(m->cfg, "test_days"),
+                   *vd = sq_config_get(m->cfg, "valid_days");
         if (test_days <= 0)
             test_days = td ? atof(td) : 7;
         if (valid_days <= 0)
@@ -171,6 +172,9 @@ int cmd_eval(int argc, char **argv) {
         if (sq_split_sessions(d, test_days, valid_days, &split, &err))
             goto done;
         o.keep_history = 1; /* SR-GNN ranks every item, the session's own included */
+    } else if (test_days > 0 || valid_days > 0) {
+        sq_errorf(&err, SQ_ERR_ARG, "--test-days and --valid-days go with --protocol sessions");
+        goto done;
     } else if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))

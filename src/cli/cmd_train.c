@@ -14,7 +14,7 @@ int cmd_train(int argc, char **argv) {
     const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL,
                *tasks = NULL;
     uint64_t seed = 42, threads = 0, fold = 0;
-    double test_days = 7, valid_days = 7;
+    double test_days = 0, valid_days = 0; /* 0: not given (sessions: 7) */
     char models[256], model_help[320];
     sq_cli_model_list(models, sizeof models);
     snprintf(model_help, sizeof model_help, "the model: %s", models);
@@ -82,7 +82,13 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     if (sq_data_open(&d, pos[0], &err))
         goto fail;
+    if (strcmp(protocol, "sessions") && (test_days > 0 || valid_days > 0)) {
+        sq_errorf(&err, SQ_ERR_ARG, "--test-days and --valid-days go with --protocol sessions");
+        goto fail;
+    }
     if (!strcmp(protocol, "sessions")) { /* the days are saved: eval splits the same way */
+        test_days = test_days > 0 ? test_days : 7;
+        valid_days = valid_days > 0 ? valid_days : 7;
         char buf[2][32];
         snprintf(buf[0], 32, "%g", test_days);
         snprintf(buf[1], 32, "%g", valid_days);

@@ -2,9 +2,11 @@
  * prefix of a test session predicts its next item", P@K (= HR@K here) and MRR@K averaged over
  * all those predictions.
  *
- * The evaluated users' sequences are first copied without the events of unseen items (when
- * the split has `seen`); a user who lost none is scored from the dataset's own arrays (with
- * behaviours, times and context), the others from the filtered item ids alone. Predictions are
+ * A prediction's input is the events of its own session before it (the dataset's sessions, or
+ * the whole user without them). The evaluated users' sequences are first copied without the
+ * events of unseen items (when the split has `seen`); a user who lost none is scored from the
+ * dataset's own arrays (with behaviours, times and context), the others from the filtered item
+ * ids alone. Predictions are
  * scored in batches of o->batch sequences and ranked in parallel over a batch, each thread
  * into its own accumulator, merged in thread order. */
 #include "eval/per_target.h"
@@ -13,10 +15,27 @@
 #include <string.h>
 
 typedef struct {
-    uint32_t user; /* dataset user */
-    uint32_t pos;  /* position of the target in the user's (filtered) sequence */
-    uint32_t c;    /* index of the user among the chosen ones */
+    uint32_t user;  /* dataset user */
+    uint32_t start; /* where the target's session starts in the user's (filtered) sequence */
+    uint32_t pos;   /* position of the target there */
+    uint32_t c;     /* index of the user among the chosen ones */
 } prediction;
+
+/* Events [start, end) of user u, with every array the dataset has. */
+static sq_seq window(const sq_dataset *d, uint32_t u, uint32_t start, uint32_t end) {
+    sq_seq q = sq_model_user_seq(d, u, end);
+    const uint32_t nc = sq_data_info_of(d)->n_ctx;
+    q.items += start;
+    q.beh += start;
+    q.ts += start;
+    q.scene += start;
+    if (q.ctx)
+        q.ctx += (size_t)start * nc;
+    if (q.values)
+        q.values += start;
+    q.n = end - start;
+    return q;
+}
 
 sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_split *s,
                              const sq_eval_opts *o, sq_eval_result *r, sq_error *err) {
@@ -31,7 +50,7 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
     const sq_data_info *info = sq_data_info_of(d);
     const uint32_t ni = info->n_items, nu = info->n_users, B = o->batch ? o->batch : 256;
     const uint64_t *off = sq_data_offsets(d);
-    const uint32_t *items = sq_data_items(d);
+    const uint32_t *items = sq_data_items(d), *sess = sq_data_sessions(d);
     const int test = o->part == SQ_EVAL_TEST;
     sq_status rc = SQ_OK;
     int nth = omp_get_max_threads();
@@ -78,14 +97,16 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
         uint32_t first = test ? s->valid_end[u] : s->train_end[u],
                  last = test ? len : s->valid_end[u];
         foff[c] = (uint32_t)w;
-        uint32_t kept = 0;
+        uint32_t kept = 0, start = 0;
         for (uint32_t p = 0; p < last; p++) {
             uint32_t it = items[off[u] + p];
+            if (sess && p > 0 && sess[off[u] + p] != sess[off[u] + p - 1])
+                start = kept; /* a new session: its first kept event will be here */
             if (s->seen && !s->seen[it])
                 continue;
             fil[w++] = it;
-            if (p >= first && kept >= 1)
-                pred[np++] = (prediction){u, kept, c};
+            if (p >= first && kept > start)
+                pred[np++] = (prediction){u, start, kept, c};
             kept++;
         }
         whole[c] = kept == last;
@@ -106,9 +127,10 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
         uint32_t nb = np - start < B ? (uint32_t)(np - start) : B;
         for (uint32_t b = 0; b < nb; b++) {
             const prediction *q = &pred[start + b];
-            seqs[b] = whole[q->c]
-                          ? sq_model_user_seq(d, q->user, q->pos)
-                          : (sq_seq){.items = fil + foff[q->c], .n = q->pos, .user = q->user};
+            seqs[b] = whole[q->c] ? window(d, q->user, q->start, q->pos)
+                                  : (sq_seq){.items = fil + foff[q->c] + q->start,
+                                             .n = q->pos - q->start,
+                                             .user = q->user};
         }
         sq_arena_reset(arena);
         if ((rc = sq_model_score(m, seqs, nb, scores, arena, err)))

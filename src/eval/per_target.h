@@ -7,7 +7,8 @@
 #include "seqrec/model.h"
 
 /* sq_evaluate for a split with per_target (it calls this): every target position p of an
- * evaluated user (and p ≥ 1) is ranked from the user's events [0, p), after the events of
+ * evaluated user that is not the first of its session is ranked from the session's events
+ * before p (the dataset's sessions, or the whole user without them), after the events of
  * items outside s->seen are removed (when seen is set). All items are candidates, the
  * sequence's own included (o->keep_history is implied). Metrics are averaged over predictions,
  * not users; r->users counts the users with a prediction, r->targets the predictions.

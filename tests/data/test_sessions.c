@@ -26,7 +26,7 @@ static const int64_t T0 = 1600000000;
  *   s5  A X B C           days 29 .. 30      test (X: no training event)
  *   s6  Y                 day 25             test, but no prediction (one event, unseen)
  * Training counts: A 3, B 2, C 1. */
-static sq_dataset *sessions(void) {
+static sq_dataset *build(int by_user) {
     static const struct {
         const char *s, *item;
         double day;
@@ -34,14 +34,20 @@ static sq_dataset *sessions(void) {
               {"s2", "A", 1},    {"s2", "B", 1},    {"s3", "B", 18},  {"s3", "C", 19},
               {"s3", "D", 20},   {"s4", "C", 22},   {"s4", "A", 23},  {"s5", "A", 29},
               {"s5", "X", 29.5}, {"s5", "B", 29.8}, {"s5", "C", 30},  {"s6", "Y", 25}};
+    /* by_user: the same sessions as users u1 (s0, s1, s2 merge into one session; then s5),
+     * u2 (s3, then s4) and u3 (s6), cut into sessions by a 1.5-day gap at ingest */
+    static const char *const owner[] = {"u1", "u1", "u1", "u2", "u2", "u1", "u3"};
+    sq_ingest_opts io = {.session_gap = by_user ? 3 * DAY / 2 : 0};
     sq_ingest *g = NULL;
     sq_error err = {0};
-    assert_int_equal(sq_ingest_create(&g, NULL, &err), SQ_OK);
-    for (size_t k = 0; k < sizeof ev / sizeof *ev; k++)
-        tb_add_event(g, ev[k].s, strlen(ev[k].s), ev[k].item, 1, T0 + (int64_t)(ev[k].day * DAY),
-                     "view", "", NAN, k + 1, NULL);
+    assert_int_equal(sq_ingest_create(&g, &io, &err), SQ_OK);
+    for (size_t k = 0; k < sizeof ev / sizeof *ev; k++) {
+        const char *u = by_user ? owner[ev[k].s[1] - '0'] : ev[k].s;
+        tb_add_event(g, u, strlen(u), ev[k].item, 1, T0 + (int64_t)(ev[k].day * DAY), "view", "",
+                     NAN, k + 1, NULL);
+    }
     g->have_real_time = 1;
-    const char *out = test_tmp("sessions.sqd");
+    const char *out = test_tmp(by_user ? "users.sqd" : "sessions.sqd");
     if (sq_ingest_write(g, out, &err))
         fail_msg("write: %s", err.msg);
     sq_ingest_free(g);
@@ -49,6 +55,10 @@ static sq_dataset *sessions(void) {
     if (sq_data_open(&d, out, &err))
         fail_msg("open: %s", err.msg);
     return d;
+}
+
+static sq_dataset *sessions(void) {
+    return build(0);
 }
 
 static uint32_t user(const sq_dataset *d, const char *id) {
@@ -138,10 +148,48 @@ static void test_evaluate(void **state) {
     sq_data_close(d);
 }
 
+/* Sessions inside users (ingest --session-gap): the split falls on session starts, and a
+ * prediction never reaches into an earlier session: the first events of s4 and s5 predict
+ * nothing although their users have earlier events, so the predictions and metrics are those
+ * of test_evaluate. */
+static void test_sessions_in_users(void **state) {
+    (void)state;
+    sq_dataset *d = build(1);
+    assert_non_null(sq_data_sessions(d));
+    sq_split s;
+    sq_error err = {0};
+    assert_int_equal(sq_split_sessions(d, 7, 7, &s, &err), SQ_OK);
+    /* u1: A B C A A B | A X B C; u2: B C D | C A; u3: Y */
+    static const char *ids[] = {"u1", "u2", "u3"};
+    static const uint32_t te[] = {6, 0, 0}, ve[] = {6, 3, 0};
+    for (int k = 0; k < 3; k++) {
+        uint32_t u = user(d, ids[k]);
+        assert_int_equal(s.train_end[u], te[k]);
+        assert_int_equal(s.valid_end[u], ve[k]);
+    }
+    sq_model *m = NULL;
+    assert_int_equal(sq_model_create(&m, "pop", NULL, d, 1, &err), SQ_OK);
+    assert_int_equal(m->ops->fit(m, d, &s, NULL, &err), SQ_OK);
+    sq_eval_opts o = {.k = {1, 5, 20}, .n_k = 3};
+    sq_eval_result r;
+    assert_int_equal(sq_evaluate(m, d, &s, &o, &r, &err), SQ_OK);
+    assert_int_equal(r.targets, 3);
+    assert_int_equal(r.users, 2);
+    assert_float_equal(r.m[0][SQ_M_HR].mean, 1.0 / 3, 1e-9);
+    assert_float_equal(r.m[2][SQ_M_MRR].mean, (1 + 0.5 + 1.0 / 3) / 3, 1e-9);
+    o.part = SQ_EVAL_VALID;
+    assert_int_equal(sq_evaluate(m, d, &s, &o, &r, &err), SQ_OK);
+    assert_int_equal(r.targets, 1);
+    sq_model_free(m);
+    sq_split_free(&s);
+    sq_data_close(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_evaluate),
+        cmocka_unit_test(test_sessions_in_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
