@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# graph.sh — the session-graph benchmark of docs/benchmarks.md ("Session graphs
+# sessions.sh — the session-graph benchmark of docs/benchmarks.md ("Session graphs
 # (diginetica-sample)"): SR-GNN, GRU4Rec, SASRec and popularity with their default configs on
 # SR-GNN's DIGINETICA sample, under SR-GNN's protocol (--protocol sessions: the sessions of the
 # last 7 days are the test set, every event after the first of a test session is predicted from
@@ -11,43 +11,47 @@
 # (data, protocol, model): the mean over seeds, the range, and the first seed's 95 % bootstrap
 # interval.
 #
-#   bench/graph.sh [--models "srgnn gru4rec"] [--seeds "42 43 44"] [--threads 1] [--out DIR]
+#   bench/sessions.sh [--sets "digi-srgnn digi-all"] [--models "srgnn gru4rec"]
+#                     [--seeds "42 43 44"] [--threads 1] [--out DIR]
 #
 # A benchmark, not a test: the whole run takes a few minutes on one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SEQREC_BIN:-build/seqrec}
 DATA=${SEQREC_DATA:-../shared/data}
+SETS="digi-srgnn digi-all"
 MODELS="srgnn gru4rec sasrec pop"
 SEEDS="42 43 44"
 THREADS=1
-OUT=out/bench-graph
+OUT=out/bench-sessions
 while [ $# -gt 0 ]; do
   case "$1" in
+    --sets) SETS=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --seeds) SEEDS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "graph.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "sessions.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -x "$BIN" ] || { echo "graph.sh: $BIN not built" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "sessions.sh: $BIN not built" >&2; exit 2; }
 IN="$DATA/diginetica-sample/sample_train-item-views.csv"
-[ -f "$IN" ] || { echo "graph.sh: $IN not found: nothing to do" >&2; exit 0; }
+[ -f "$IN" ] || { echo "sessions.sh: $IN not found: nothing to do" >&2; exit 0; }
 mkdir -p "$OUT"
-"$BIN" ingest -q "$IN" --min-item-events 5 --min-user-events 2 -o "$OUT/digi-srgnn.sqd"
-"$BIN" ingest -q "$IN" -o "$OUT/digi-all.sqd"
+[ -f "$OUT/digi-srgnn.sqd" ] ||
+  "$BIN" ingest -q "$IN" --min-item-events 5 --min-user-events 2 -o "$OUT/digi-srgnn.sqd"
+[ -f "$OUT/digi-all.sqd" ] || "$BIN" ingest -q "$IN" -o "$OUT/digi-all.sqd"
 
 echo "| data | protocol | model | P@20 (HR@20) | MRR@20 | NDCG@10 | predictions | training s | command |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-for data in digi-srgnn digi-all; do
+for data in $SETS; do
   for protocol in sessions loo; do
     for model in $MODELS; do
       runs=()
       for seed in $SEEDS; do
         base="$OUT/$data.$protocol.$model.$seed"
-        echo "graph.sh: $data $protocol $model seed $seed ..." >&2
+        echo "sessions.sh: $data $protocol $model seed $seed ..." >&2
         if ! "$BIN" train "$OUT/$data.sqd" --model "$model" --protocol "$protocol" \
             --seed "$seed" --threads "$THREADS" --json -o "$base.sqm" > "$base.train.json" \
             2> "$base.train.err"; then
