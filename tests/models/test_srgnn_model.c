@@ -186,6 +186,14 @@ static void test_train_is_score(void **state) {
     double want = score_ce(m, seqs, tg, n);
     print_message("train_batch loss %.6f, mean CE of the prefixes' scores %.6f\n", loss, want);
     assert_float_equal(loss, want, 1e-4 * want);
+    /* the worst case fits ops->scratch: full rows of distinct items, a target everywhere */
+    uint32_t full_in[BB * TT], full_tg[BB * TT];
+    for (int k = 0; k < BB * TT; k++) {
+        full_in[k] = (uint32_t)k + 1;
+        full_tg[k] = (uint32_t)k + 2;
+    }
+    batch_loss(m, full_in, full_tg, &nt);
+    assert_int_equal(nt, BB * TT);
     /* a batch row with an item outside the catalogue is refused */
     uint32_t bad[BB * TT];
     memcpy(bad, IN, sizeof bad);
