@@ -233,7 +233,12 @@ char *sq_data_stats_json(const sq_dataset *d, const sq_data_summary *s);
 
 /* =========================================== Splits ========================================== */
 
-typedef enum { SQ_SPLIT_LOO = 0, SQ_SPLIT_TEMPORAL, SQ_SPLIT_KFOLD } sq_split_kind;
+typedef enum {
+    SQ_SPLIT_LOO = 0,
+    SQ_SPLIT_TEMPORAL,
+    SQ_SPLIT_KFOLD,
+    SQ_SPLIT_SESSIONS
+} sq_split_kind;
 
 /* A split is a view: for each user u with sequence length n_u, positions [0, train_end[u]) are
  * training targets, [train_end[u], valid_end[u]) validation targets, [valid_end[u], n_u) test
@@ -244,8 +249,13 @@ typedef struct {
     uint32_t n_users;
     uint32_t *train_end; /* per user */
     uint32_t *valid_end; /* per user */
-    int64_t t_valid, t_test; /* temporal: the cut times */
+    int64_t t_valid, t_test; /* temporal, sessions: the cut times */
     uint32_t fold, n_folds;  /* kfold: which fold is held out, of how many */
+    /* sessions (SR-GNN's protocol; 0 / NULL for the others): */
+    int per_target; /* 1: every target is one prediction from the events right before it (the
+                       sequence's own items stay candidates); 0: as sq_evaluate says */
+    uint8_t *seen;  /* [n_items] 1 for an item with a training event, or NULL; when set,
+                       evaluated sequences leave out the events of unseen items */
 } sq_split;
 
 /* Leave-one-out: last event test, the one before validation, the rest training. Users with
@@ -261,9 +271,21 @@ sq_status sq_split_temporal(const sq_dataset *d, double valid_frac, double test_
  * fold ≥ k. */
 sq_status sq_split_kfold(const sq_dataset *d, uint32_t k, uint32_t fold, uint64_t seed,
                          sq_split *s, sq_error *err);
+/* SR-GNN's session protocol. Sessions are the dataset's (ingest --session-gap) or its users
+ * (a session-id column); a session's time is its last event's. Sessions of the last
+ * test_days days before the latest event (time ≥ t_test = t_max − test_days · 86400) are
+ * test sessions, those of the valid_days before (time ≥ t_valid = t_test − valid_days · 86400)
+ * validation sessions, the rest training: per user, train_end and valid_end fall on session
+ * starts. per_target is set: every event after the first of an evaluated session is predicted
+ * from the session's events before it; seen marks the items of training sessions, and
+ * evaluated sessions drop the others first. Errors: SQ_ERR_ARG (days not positive),
+ * SQ_ERR_NOMEM. */
+sq_status sq_split_sessions(const sq_dataset *d, double test_days, double valid_days, sq_split *s,
+                            sq_error *err);
 void sq_split_free(sq_split *s);
 /* A split by protocol name: "loo", "temporal" (valid 0.1, test 0.1 of the time range's
- * events), "kfold" (5 folds, `fold` held out). Errors: SQ_ERR_ARG for another name. */
+ * events), "kfold" (5 folds, `fold` held out), "sessions" (7 test days, 7 validation days).
+ * Errors: SQ_ERR_ARG for another name. */
 sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold, uint64_t seed,
                         sq_split *s, sq_error *err);
 

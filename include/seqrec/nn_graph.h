@@ -1,5 +1,5 @@
-/* nn_graph.h — layers over small graphs (SR-GNN's gated graph cell, graph attention) and the
- * softmax gate over experts of MMoE / PLE.
+/* nn_graph.h — layers over small graphs (SR-GNN's gated graph cell and soft-attention readout,
+ * graph attention) and the softmax gate over experts of MMoE / PLE.
  *
  * Follows nn_layers.h's conventions (tier 2: a struct of parameter indices, _init / _reset /
  * _forward / _backward, an _acts struct carved from the caller's arena, backward accumulates,
@@ -59,6 +59,42 @@ sq_status sq_nn_ggnn_forward(const sq_nn_ggnn *l, const sq_params *ps, sq_arena 
 sq_status sq_nn_ggnn_backward(const sq_nn_ggnn *l, sq_params *ps, sq_arena *a,
                               const sq_nn_ggnn_acts *acts, float *dh, const float *dy,
                               sq_error *err);
+
+/* ============================ Soft-attention readout (SR-GNN) ============================= */
+
+/* SR-GNN's session embedding (eq. 6-7). S sessions; session s is rows [off[s], off[s+1]) of
+ * x [N, d] (its positions in order, N = off[S], none empty) and v_last its last row:
+ *   e_i = σ(W1 v_last + b1 + W2 v_i)            [d]   (b1 is the paper's c)
+ *   α_i = q · e_i,   s_g = Σ_i α_i v_i          (no softmax: the paper's weights are free)
+ *   y_s = W3 [v_last ; s_g] + b3                [d]   (the hybrid embedding s_h)
+ * Tensors: "<prefix>.w1" [d, d], "<prefix>.b1" [d], "<prefix>.w2" [d, d], "<prefix>.q" [d],
+ *          "<prefix>.w3" [d, 2d], "<prefix>.b3" [d]. */
+typedef struct {
+    int d;                   /* width of positions and output */
+    sq_nn_linear w1, w2, w3; /* d -> d (bias b1), d -> d (no bias), 2d -> d (bias b3) */
+    int q;                   /* parameter index of q [d] */
+} sq_nn_readout;
+
+typedef struct {
+    int S, N;            /* sessions and rows of this forward */
+    const float *x;      /* [N, d] (caller's) */
+    const uint32_t *off; /* [S + 1] (caller's) */
+    float *e;            /* [N, d] σ(W1 v_last + b1 + W2 v_i) */
+    float *alpha;        /* [N] attention weights */
+    float *cat;          /* [S, 2d] v_last | s_g */
+} sq_nn_readout_acts;
+
+int sq_nn_readout_init(sq_nn_readout *l, sq_params *ps, const char *prefix, int d);
+/* uniform(±1/sqrt(d)) for every tensor, as SR-GNN. */
+void sq_nn_readout_reset(const sq_nn_readout *l, sq_params *ps, sq_rng *rng);
+/* x: [N, d] in S sessions (off) -> y: [S, d]. SQ_ERR_ARG for an empty session or bad offsets. */
+sq_status sq_nn_readout_forward(const sq_nn_readout *l, const sq_params *ps, sq_arena *a,
+                                sq_nn_readout_acts *acts, float *y, const float *x,
+                                const uint32_t *off, int S, sq_error *err);
+/* dy: [S, d] -> dx: [N, d] (accumulated; may be NULL) and the parameter gradients. */
+sq_status sq_nn_readout_backward(const sq_nn_readout *l, sq_params *ps, sq_arena *a,
+                                 const sq_nn_readout_acts *acts, float *dx, const float *dy,
+                                 sq_error *err);
 
 /* ================================ Graph attention (GAT) ================================== */
 

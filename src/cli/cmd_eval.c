@@ -95,10 +95,15 @@ int cmd_eval(int argc, char **argv) {
     int npos = 0, json = 0, keep = 0, quiet = 0;
     const char *protocol = NULL, *ks = "1,5,10,20", *part = "test";
     uint64_t sampled = 0, boot = 1000, seed = 42, fold = 0, threads = 0, max_users = 0;
+    double test_days = 0, valid_days = 0;
     const sq_opt opts[] = {
         {"protocol", OPT_STR, &protocol, "P",
-         "loo, temporal or kfold (default: the one the model was trained with)", 0, 0},
+         "loo, temporal, kfold or sessions (default: the one the model was trained with)", 0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold", 0, 0},
+        {"test-days", OPT_DOUBLE, &test_days, "D",
+         "sessions: test on the sessions of the last D days (default: as trained, else 7)", 0, 0},
+        {"valid-days", OPT_DOUBLE, &valid_days, "D",
+         "sessions: the D days before them are validation (default: as trained, else 7)", 0, 0},
         {"k", OPT_STR, &ks, "LIST", "cut-offs (default 1,5,10,20)", 0, 0},
         {"keep-history", OPT_FLAG, &keep, NULL,
          "also rank items the user already had (default: excluded)", 0, 0},
@@ -158,7 +163,20 @@ int cmd_eval(int argc, char **argv) {
         protocol = sq_config_get(m->cfg, "protocol");
     if (!protocol)
         protocol = "loo";
-    if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+    if (!strcmp(protocol, "sessions")) {
+        const char *td = sq_config_get(m->cfg, "test_days"),
+                   *vd = sq_config_get(m->cfg, "valid_days");
+        if (test_days <= 0)
+            test_days = td ? atof(td) : 7;
+        if (valid_days <= 0)
+            valid_days = vd ? atof(vd) : 7;
+        if (sq_split_sessions(d, test_days, valid_days, &split, &err))
+            goto done;
+        o.keep_history = 1; /* SR-GNN ranks every item, the session's own included */
+    } else if (test_days > 0 || valid_days > 0) {
+        sq_errorf(&err, SQ_ERR_ARG, "--test-days and --valid-days go with --protocol sessions");
+        goto done;
+    } else if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;
@@ -170,6 +188,11 @@ int cmd_eval(int argc, char **argv) {
         print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d);
     } else {
         print_text(&r, protocol, &o);
+        if (split.per_target)
+            printf("sessions protocol: %llu predictions, one per position after the first of "
+                   "each session (items unseen in training dropped); P@K in SR-GNN's sense is "
+                   "hr@K, MRR@K is cut at K\n",
+                   (unsigned long long)r.targets);
         if (has_tasks)
             sq_cli_tasks_print(&te, d);
     }

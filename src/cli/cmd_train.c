@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv) {
     const char *out = NULL, *model = NULL, *config = NULL, *protocol = "loo", *log_path = NULL,
                *tasks = NULL;
     uint64_t seed = 42, threads = 0, fold = 0;
+    double test_days = 0, valid_days = 0; /* 0: not given (sessions: 7) */
     char models[256], model_help[320];
     sq_cli_model_list(models, sizeof models);
     snprintf(model_help, sizeof model_help, "the model: %s", models);
@@ -27,8 +28,13 @@ int cmd_train(int argc, char **argv) {
          "sasrec: tasks to learn at once, of next_item, next_behaviour, value, click, buy "
          "(docs/multitask.md)",
          0, 0},
-        {"protocol", OPT_STR, &protocol, "P", "split: loo (default), temporal, kfold", 0, 0},
+        {"protocol", OPT_STR, &protocol, "P",
+         "split: loo (default), temporal, kfold, sessions (SR-GNN's: by session time)", 0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
+        {"test-days", OPT_DOUBLE, &test_days, "D",
+         "sessions: the sessions of the last D days are the test set (default 7)", 0, 0},
+        {"valid-days", OPT_DOUBLE, &valid_days, "D",
+         "sessions: those of the D days before them validation (default 7)", 0, 0},
         {"metrics-log", OPT_STR, &log_path, "FILE", "append JSON lines of metrics per epoch", 0, 0},
         {"seed", OPT_U64, &seed, "S", "random seed (default 42)", 0, 0},
         {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
@@ -76,7 +82,21 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     if (sq_data_open(&d, pos[0], &err))
         goto fail;
-    if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+    if (strcmp(protocol, "sessions") && (test_days > 0 || valid_days > 0)) {
+        sq_errorf(&err, SQ_ERR_ARG, "--test-days and --valid-days go with --protocol sessions");
+        goto fail;
+    }
+    if (!strcmp(protocol, "sessions")) { /* the days are saved: eval splits the same way */
+        test_days = test_days > 0 ? test_days : 7;
+        valid_days = valid_days > 0 ? valid_days : 7;
+        char buf[2][32];
+        snprintf(buf[0], 32, "%g", test_days);
+        snprintf(buf[1], 32, "%g", valid_days);
+        if (sq_config_set(cfg, "test_days", buf[0], &err) ||
+            sq_config_set(cfg, "valid_days", buf[1], &err) ||
+            sq_split_sessions(d, test_days, valid_days, &split, &err))
+            goto fail;
+    } else if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
         goto fail;
     if (log_path && !(log = fopen(log_path, "a"))) {
         sq_errorf(&err, SQ_ERR_IO, "%s: cannot open for appending", log_path);

@@ -40,7 +40,9 @@ void sq_split_free(sq_split *s) {
         return;
     sq_free(s->train_end);
     sq_free(s->valid_end);
+    sq_free(s->seen);
     s->train_end = s->valid_end = NULL;
+    s->seen = NULL;
 }
 
 /* ===================================== Leave-one-out ====================================== */

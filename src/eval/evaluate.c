@@ -2,6 +2,7 @@
  * first target against every item (or a labelled sample), exclude the user's history unless
  * asked to keep it, rank the targets and accumulate the metrics. Users are scored in batches
  * so that models can use matrix products; ranking runs in parallel over a batch. */
+#include "eval/per_target.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
 
@@ -37,6 +38,8 @@ static void keep_sample(float *sc, uint32_t ni, uint32_t target, const uint32_t 
 
 sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
                       const sq_eval_opts *o, sq_eval_result *r, sq_error *err) {
+    if (s->per_target) /* the sessions protocol: one prediction per target */
+        return sq_eval_per_target(m, d, s, o, r, err);
     double t0 = sq_now();
     memset(r, 0, sizeof *r);
     static const uint32_t default_k[] = {1, 5, 10, 20};

@@ -1,6 +1,6 @@
-/* test_conv_graph.c — Caser's convolutions, the SR-GNN gated graph cell, graph attention and
- * the expert gate: hand-checked forward values and finite-difference gradients of every input
- * and every parameter tensor.
+/* test_conv_graph.c — Caser's convolutions, the SR-GNN gated graph cell and attention readout,
+ * graph attention and the expert gate: hand-checked forward values and finite-difference
+ * gradients of every input and every parameter tensor.
  *
  * Gradient checks (gradcheck.h) use the probe loss L = Σ w ⊙ y with w fixed random, so backward
  * gets dy = w. Relative tolerance 1e-2 everywhere.
@@ -234,6 +234,80 @@ static void test_ggnn_gradcheck(void **state) {
     probe_teardown(&p);
 }
 
+/* ==================================== attention readout ==================================== */
+
+enum { RS = 3, RD = 4, RN = 7 };
+
+typedef struct {
+    sq_nn_readout l;
+    sq_nn_readout_acts acts;
+    float x[RN * RD];
+    uint32_t off[RS + 1];
+} readout_ctx;
+
+static void readout_fwd(probe *p) {
+    readout_ctx *c = p->layer;
+    assert_int_equal(
+        sq_nn_readout_forward(&c->l, &p->ps, p->a, &c->acts, p->y, c->x, c->off, RS, NULL), SQ_OK);
+}
+
+static void test_readout(void **state) {
+    (void)state;
+    readout_ctx c;
+    probe p = {0};
+    sq_params_init(&p.ps);
+    assert_int_equal(sq_nn_readout_init(&c.l, &p.ps, "readout", RD), 0);
+    assert_int_equal(p.ps.n, 6);
+    assert_int_equal(sq_params_alloc(&p.ps, NULL), SQ_OK);
+    sq_rng rng;
+    sq_rng_seed(&rng, 31);
+    sq_nn_readout_reset(&c.l, &p.ps, &rng);
+    gc_randn(c.x, RN * RD, 1.0f, 32);
+    /* sessions of 1, 4 and 2 positions */
+    const uint32_t off[RS + 1] = {0, 1, 5, 7};
+    memcpy(c.off, off, sizeof off);
+    probe_setup(&p, RS * RD, 33);
+    p.forward = readout_fwd;
+    p.layer = &c;
+    readout_fwd(&p);
+    /* hand check of session 1 (rows 1..4, last row 4), recomputed naively in double */
+    const float *W1 = p.ps.p[c.l.w1.w].data, *b1 = p.ps.p[c.l.w1.b].data;
+    const float *W2 = p.ps.p[c.l.w2.w].data, *q = p.ps.p[c.l.q].data;
+    const float *W3 = p.ps.p[c.l.w3.w].data, *b3 = p.ps.p[c.l.w3.b].data;
+    const float *vl = c.x + 4 * RD;
+    double sg[RD] = {0};
+    for (int i = 1; i <= 4; i++) {
+        const float *xi = c.x + i * RD;
+        double al = 0;
+        for (int j = 0; j < RD; j++) {
+            double pre = b1[j];
+            for (int k = 0; k < RD; k++)
+                pre += (double)W1[j * RD + k] * vl[k] + (double)W2[j * RD + k] * xi[k];
+            al += q[j] / (1.0 + exp(-pre));
+        }
+        assert_float_equal(c.acts.alpha[i], al, 1e-5);
+        for (int j = 0; j < RD; j++)
+            sg[j] += al * xi[j];
+    }
+    for (int j = 0; j < RD; j++) {
+        double want = b3[j];
+        for (int k = 0; k < RD; k++)
+            want += (double)W3[j * 2 * RD + k] * vl[k] + W3[j * 2 * RD + RD + k] * sg[k];
+        assert_float_equal(p.y[RD + j], want, 1e-5);
+    }
+    float dx[RN * RD] = {0};
+    assert_int_equal(sq_nn_readout_backward(&c.l, &p.ps, p.a, &c.acts, dx, p.w, NULL), SQ_OK);
+    assert_int_equal(gc_check("readout dx", probe_loss, &p, c.x, dx, RN * RD, &GC_SMOOTH), 0);
+    check_params(&p, "readout", &GC_SMOOTH);
+    /* an empty session is refused */
+    const uint32_t bad[RS + 1] = {0, 1, 1, 7};
+    sq_nn_readout_acts acts;
+    sq_error err = {0};
+    assert_int_equal(sq_nn_readout_forward(&c.l, &p.ps, p.a, &acts, p.y, c.x, bad, RS, &err),
+                     SQ_ERR_ARG);
+    probe_teardown(&p);
+}
+
 /* ===================================== graph attention ===================================== */
 
 enum { AN = 5, AC = 4, AF = 3, AK = 2 };
@@ -378,6 +452,7 @@ int main(void) {
         cmocka_unit_test(test_caser_conv_values),
         cmocka_unit_test(test_caser_conv_gradcheck),
         cmocka_unit_test(test_ggnn_gradcheck),
+        cmocka_unit_test(test_readout),
         cmocka_unit_test(test_gat),
         cmocka_unit_test(test_gate),
     };
