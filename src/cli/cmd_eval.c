@@ -26,18 +26,8 @@ static int parse_k(const char *s, sq_eval_opts *o) {
     return o->n_k ? 0 : -1;
 }
 
-static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o,
-                       const sq_task_eval *te, const sq_dataset *d) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "protocol", protocol);
-    cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
-    if (o->sampled)
-        cJSON_AddNumberToObject(j, "sampled_negatives", o->sampled);
-    cJSON_AddStringToObject(j, "history", o->keep_history ? "kept" : "excluded");
-    cJSON_AddStringToObject(j, "part", o->part == SQ_EVAL_TEST ? "test" : "valid");
-    cJSON *k = cJSON_AddArrayToObject(j, "k");
-    for (int i = 0; i < r->n_k; i++)
-        cJSON_AddItemToArray(k, cJSON_CreateNumber(r->k[i]));
+/* {"hr@10": …, …, "auc": …} and {"hr@10": [lo, hi], …} of one result into j. */
+static void add_metrics(cJSON *j, const sq_eval_result *r) {
     cJSON *m = cJSON_AddObjectToObject(j, "metrics");
     cJSON *ci = cJSON_AddObjectToObject(j, "ci95");
     for (int i = 0; i < r->n_k; i++)
@@ -53,12 +43,33 @@ static void print_json(const sq_eval_result *r, const char *protocol, const sq_e
     cJSON *pair = cJSON_AddArrayToObject(ci, "auc");
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.lo));
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.hi));
+}
+
+static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o,
+                       const sq_task_eval *te, const sq_dataset *d, const sq_eval_result *cold) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "protocol", protocol);
+    cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
+    if (o->sampled)
+        cJSON_AddNumberToObject(j, "sampled_negatives", o->sampled);
+    cJSON_AddStringToObject(j, "history", o->keep_history ? "kept" : "excluded");
+    cJSON_AddStringToObject(j, "part", o->part == SQ_EVAL_TEST ? "test" : "valid");
+    cJSON *k = cJSON_AddArrayToObject(j, "k");
+    for (int i = 0; i < r->n_k; i++)
+        cJSON_AddItemToArray(k, cJSON_CreateNumber(r->k[i]));
+    add_metrics(j, r);
     cJSON_AddNumberToObject(j, "users", (double)r->users);
     cJSON_AddNumberToObject(j, "targets", (double)r->targets);
     cJSON_AddNumberToObject(j, "candidates", (double)r->candidates);
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     if (te)
         cJSON_AddItemToObject(j, "tasks", sq_cli_tasks_json(te, d));
+    if (cold) { /* cold_items: the same targets ranked among the held-out items only */
+        cJSON *c = cJSON_AddObjectToObject(j, "cold_only");
+        add_metrics(c, cold);
+        cJSON_AddNumberToObject(c, "users", (double)cold->users);
+        cJSON_AddNumberToObject(c, "candidates", (double)cold->candidates);
+    }
     char *s = cJSON_PrintUnformatted(j);
     puts(s);
     cJSON_free(s);
@@ -68,7 +79,9 @@ static void print_json(const sq_eval_result *r, const char *protocol, const sq_e
 static void print_text(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
     printf("protocol %s, %s ranking%s, history %s, %s targets, %llu users, %llu candidates\n",
            protocol, o->sampled ? "SAMPLED" : "full",
-           o->sampled ? " (target + sampled negatives)" : " over all items",
+           o->sampled     ? " (target + sampled negatives)"
+           : o->cold_only ? " among the held-out items only"
+                          : " over all items",
            o->keep_history ? "kept" : "excluded", o->part == SQ_EVAL_TEST ? "test" : "validation",
            (unsigned long long)r->users, (unsigned long long)r->candidates);
     printf("%-6s", "K");
@@ -96,7 +109,10 @@ int cmd_eval(int argc, char **argv) {
     uint64_t sampled = 0, boot = 1000, seed = 42, fold = 0, threads = 0, max_users = 0;
     const sq_opt opts[] = {
         {"protocol", OPT_STR, &protocol, "P",
-         "loo, temporal or kfold (default: the one the model was trained with)", 0, 0},
+         "loo, temporal, kfold, cold_items (10% of items held out; also ranked among "
+         "themselves) or cold_users (10% of users, from their first event) (default: the one "
+         "the model was trained with)",
+         0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold", 0, 0},
         {"k", OPT_STR, &ks, "LIST", "cut-offs (default 1,5,10,20)", 0, 0},
         {"keep-history", OPT_FLAG, &keep, NULL,
@@ -148,7 +164,7 @@ int cmd_eval(int argc, char **argv) {
     sq_dataset *d = NULL;
     sq_model *m = NULL;
     sq_split split = {0};
-    sq_eval_result r;
+    sq_eval_result r, rc_cold;
     sq_task_eval te;
     int ret = 1, has_tasks = 0;
     if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
@@ -161,14 +177,26 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;
+    const int cold = split.item_cold && o.part == SQ_EVAL_TEST && !o.sampled;
+    if (cold) {
+        sq_eval_opts oc = o;
+        oc.cold_only = 1;
+        if (sq_evaluate(m, d, &split, &oc, &rc_cold, &err))
+            goto done;
+    }
     if ((has_tasks = sq_model_tasks(m, NULL) != 0) &&
         sq_evaluate_tasks(m, d, &split, &o, &te, &err))
         goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {
-        print_json(&r, protocol, &o, has_tasks ? &te : NULL, d);
+        print_json(&r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL);
     } else {
         print_text(&r, protocol, &o);
+        if (cold) {
+            sq_eval_opts oc = o;
+            oc.cold_only = 1;
+            print_text(&rc_cold, protocol, &oc);
+        }
         if (has_tasks)
             sq_cli_tasks_print(&te, d);
     }

@@ -27,7 +27,10 @@ int cmd_train(int argc, char **argv) {
          "sasrec: tasks to learn at once, of next_item, next_behaviour, value, click, buy "
          "(docs/multitask.md)",
          0, 0},
-        {"protocol", OPT_STR, &protocol, "P", "split: loo (default), temporal, kfold", 0, 0},
+        {"protocol", OPT_STR, &protocol, "P",
+         "split: loo (default), temporal, kfold, cold_items (10% of items never trained on), "
+         "cold_users (10% of users never trained on)",
+         0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
         {"metrics-log", OPT_STR, &log_path, "FILE", "append JSON lines of metrics per epoch", 0, 0},
         {"seed", OPT_U64, &seed, "S", "random seed (default 42)", 0, 0},

@@ -26,7 +26,8 @@
  *
  * Config: dim (32), epochs (30), lr (0.05), loss (warp|bpr), max_sampled (10), history (10;
  * 0: none), history_weight (1), reg (0), init_std (0.01), ids (1: id embeddings; 0: features
- * only), user_features (1), patience (3), valid_users (0: all), feature_dim, text, tags (as
+ * only), id_dropout (0: the chance that a training pair uses no user id and no item id for
+ * each of its items, so that features and history learn to stand alone), user_features (1), patience (3), valid_users (0: all), feature_dim, text, tags (as
  * content). Weights, features and the trained-id masks are saved in the model. */
 #include "models/hybrid.h"
 #include "models/features_io.h"
@@ -59,6 +60,7 @@ typedef struct {
     int ufeat;              /* use user attributes */
     long epochs, max_sampled, history, patience, valid_users;
     float lr, reg, hist_w, init_std;
+    float id_dropout;       /* chance that a training pair leaves out the user's or an item's id */
 } hy_state;
 
 /* ========================================== init ========================================== */
@@ -72,7 +74,7 @@ static sq_status put_num(sq_config *c, const char *key, double v, sq_error *err)
 static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
     (void)rng;
     long dim, epochs, ms, hist, ids, uf, pat, vu, fd, text, tags;
-    double lr, reg, hw, istd;
+    double lr, reg, hw, istd, idd;
     int loss;
     sq_status rc;
     sq_config *c = m->cfg;
@@ -86,6 +88,7 @@ static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_double(c, "reg", 0, 0, 10, &reg, err)) ||
         (rc = sq_config_double(c, "init_std", 0.01, 0, 10, &istd, err)) ||
         (rc = sq_config_int(c, "ids", 1, 0, 1, &ids, err)) ||
+        (rc = sq_config_double(c, "id_dropout", 0, 0, 1, &idd, err)) ||
         (rc = sq_config_int(c, "user_features", 1, 0, 1, &uf, err)) ||
         (rc = sq_config_int(c, "patience", 3, 1, 100000, &pat, err)) ||
         (rc = sq_config_int(c, "valid_users", 0, 0, 1L << 31, &vu, err)) ||
@@ -100,6 +103,7 @@ static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = put_num(c, "history", (double)hist, err)) ||
         (rc = put_num(c, "history_weight", hw, err)) || (rc = put_num(c, "reg", reg, err)) ||
         (rc = put_num(c, "init_std", istd, err)) || (rc = put_num(c, "ids", (double)ids, err)) ||
+        (rc = put_num(c, "id_dropout", idd, err)) ||
         (rc = put_num(c, "user_features", (double)uf, err)) ||
         (rc = put_num(c, "patience", (double)pat, err)) ||
         (rc = put_num(c, "valid_users", (double)vu, err)) ||
@@ -125,6 +129,7 @@ static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
     s->reg = (float)reg;
     s->hist_w = (float)hw;
     s->init_std = (float)istd;
+    s->id_dropout = (float)idd;
     return SQ_OK;
 }
 
@@ -283,14 +288,15 @@ static void push_item(const sink *k, uint32_t i, int id, const float *v, float s
 
 /* Given dL/dx_ui = ci and dL/dx_uj = cj, carries the gradient to every weight involved.
  * p, qi, qj are the representations before any update; dp [d] is scratch. */
-static void apply(const sink *k, const sq_hybrid_user *u, uint32_t i, uint32_t j, const float *p,
-                  const float *qi, const float *qj, float ci, float cj, float *dp) {
+static void apply(const sink *k, const sq_hybrid_user *u, uint32_t i, uint32_t j, int id_i,
+                  int id_j, const float *p, const float *qi, const float *qj, float ci, float cj,
+                  float *dp) {
     hy_state *s = k->s;
     const uint32_t d = s->d;
     for (uint32_t c = 0; c < d; c++)
         dp[c] = ci * qi[c] + cj * qj[c];
-    push_item(k, i, s->ids, p, ci, ci);
-    push_item(k, j, s->ids, p, cj, cj);
+    push_item(k, i, id_i, p, ci, ci);
+    push_item(k, j, id_j, p, cj, cj);
     if (s->ids && u->user < s->nu)
         push(k, s->E_user + (size_t)u->user * d, dp, 1, d);
     uint32_t col[64];
@@ -341,7 +347,7 @@ double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, u
     }
     if (grad && (ci != 0 || cj != 0)) {
         sink k = {s, grad};
-        apply(&k, u, i, j, p, qi, qj, ci, cj, dp);
+        apply(&k, u, i, j, s->ids, s->ids, p, qi, qj, ci, cj, dp);
     }
     sq_free(buf);
     return loss;
@@ -505,21 +511,29 @@ static sq_status hy_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
             uint32_t i = seq[pos];
             sq_hybrid_user hu = {u, s->n_ua && attrs ? attrs + (size_t)u * na_all : NULL, hist,
                                  H ? history_of(sp, seq, pos, H, hist) : 0};
+            /* id dropout: the pair is seen as by a new user, or of a new item, at times */
+            int id_i = s->ids, id_j = s->ids;
+            if (s->id_dropout > 0) {
+                if (sq_rng_uniformf(&rng) < s->id_dropout)
+                    hu.user = UINT32_MAX;
+                id_i = id_i && sq_rng_uniformf(&rng) >= s->id_dropout;
+                id_j = id_j && sq_rng_uniformf(&rng) >= s->id_dropout;
+            }
             float bi, bj;
             user_repr(s, &hu, p, tmp);
-            item_repr(s, i, s->ids, qi, &bi);
+            item_repr(s, i, id_i, qi, &bi);
             const float xi = dotf(p, qi, D) + bi;
             long tries = s->bpr ? 1 : s->max_sampled;
             for (long t = 1; t <= tries; t++) {
                 uint32_t j = warm[sq_rng_below(&rng, n_warm)];
                 if (j == i)
                     continue;
-                item_repr(s, j, s->ids, qj, &bj);
+                item_repr(s, j, id_j, qj, &bj);
                 const float xj = dotf(p, qj, D) + bj;
                 if (s->bpr) {
                     double z = (double)xi - xj, sg = 1.0 / (1.0 + exp(z));
                     loss += z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z));
-                    apply(&k, &hu, i, j, p, qi, qj, (float)-sg, (float)sg, dp);
+                    apply(&k, &hu, i, j, id_i, id_j, p, qi, qj, (float)-sg, (float)sg, dp);
                     updates++;
                     break;
                 }
@@ -527,7 +541,7 @@ static sq_status hy_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
                     double rw = log(fmax(1.0, floor((double)(n_warm - 1) / (double)t)));
                     loss += rw * (1 - xi + xj);
                     if (rw > 0) {
-                        apply(&k, &hu, i, j, p, qi, qj, (float)-rw, (float)rw, dp);
+                        apply(&k, &hu, i, j, id_i, id_j, p, qi, qj, (float)-rw, (float)rw, dp);
                         updates++;
                     }
                     break;
