@@ -67,10 +67,10 @@ static uint32_t draw_once(const sq_neg_sampler *s, sq_rng *rng) {
 
 uint32_t sq_neg_draw(const sq_neg_sampler *s, sq_rng *rng, uint32_t avoid) {
     uint32_t it = draw_once(s, rng);
+    for (int tries = 0; it == avoid && s->n_items > 1 && tries < 32; tries++)
+        it = draw_once(s, rng);
     /* uniform draws skip held-out items (popularity draws never reach them) */
     while (s->skip && s->skip[it])
-        it = draw_once(s, rng);
-    for (int tries = 0; it == avoid && s->n_items > 1 && tries < 32; tries++)
         it = draw_once(s, rng);
     return it;
 }
