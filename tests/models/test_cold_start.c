@@ -70,6 +70,7 @@ static void test_cold_items_split(void **state) {
     assert_memory_equal(s.item_cold, s2.item_cold, in->n_items);
     assert_int_equal(sq_split_cold_items(D, 0.1, 43, &s3, &err), SQ_OK);
     assert_memory_not_equal(s.item_cold, s3.item_cold, in->n_items);
+    sq_split_free(&s3);
     assert_int_equal(sq_split_cold_items(D, 1.5, 42, &s3, &err), SQ_ERR_ARG);
     sq_split_free(&s);
     sq_split_free(&s2);
