@@ -211,12 +211,50 @@ static void test_cold_items_found_through_tags(void **state) {
     sq_split_free(&s);
 }
 
+/* content and hybrid: the scores of a loaded model are those of the model that was saved */
+static void test_save_load_exact(void **state) {
+    (void)state;
+    sq_split s;
+    sq_error err = {0};
+    assert_int_equal(sq_split_cold_users(D, 0.1, 1, 42, &s, &err), SQ_OK);
+    static const char *const hy_sets[] = {"epochs=2", "dim=8", NULL};
+    const char *kinds[2] = {"content", "hybrid"};
+    for (int k = 0; k < 2; k++) {
+        sq_model *m = fit(kinds[k], &s, k ? hy_sets : NULL), *l = NULL;
+        const char *path = test_tmp(k ? "hy.sqm" : "ct.sqm");
+        assert_int_equal(sq_model_save(m, path, &err), SQ_OK);
+        assert_int_equal(sq_model_load(&l, path, D, &err), SQ_OK);
+        uint32_t ni = sq_data_info_of(D)->n_items, u = 0;
+        while (!s.user_cold[u])
+            u++;
+        sq_seq q[2] = {sq_model_user_seq(D, 3, 10), sq_model_user_seq(D, u, 1)};
+        q[1].user = UINT32_MAX; /* a user never seen: attributes and first event */
+        float *a = malloc(2 * ni * sizeof *a), *b = malloc(2 * ni * sizeof *b);
+        sq_arena *ar = sq_arena_create(8u << 20);
+        assert_int_equal(sq_model_score(m, q, 2, a, ar, &err), SQ_OK);
+        sq_arena_reset(ar);
+        assert_int_equal(sq_model_score(l, q, 2, b, ar, &err), SQ_OK);
+        assert_memory_equal(a, b, 2 * ni * sizeof *a);
+        float mx = a[0], mn = a[0];
+        for (uint32_t i = 0; i < ni; i++)
+            mx = a[i] > mx ? a[i] : mx, mn = a[i] < mn ? a[i] : mn;
+        assert_true(mx > mn); /* not a constant */
+        free(a);
+        free(b);
+        sq_arena_free(ar);
+        sq_model_free(m);
+        sq_model_free(l);
+    }
+    sq_split_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cold_items_split),
         cmocka_unit_test(test_cold_users_split),
         cmocka_unit_test(test_training_never_sees_cold_items),
         cmocka_unit_test(test_cold_items_found_through_tags),
+        cmocka_unit_test(test_save_load_exact),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -194,12 +194,42 @@ static void test_user_attributes(void **state) {
     sq_features_free(&f);
 }
 
+/* Every allocation of the builders failing in turn: a clean SQ_ERR_NOMEM (nothing leaks,
+ * under the sanitizers), then success once enough allocations go through. */
+static void test_out_of_memory(void **state) {
+    (void)state;
+    sq_error err = {0};
+    int ok = 0;
+    for (long n = 0; n < 200 && !ok; n++) {
+        sq_features f;
+        sq_alloc_fail_after(n);
+        sq_status rc = sq_item_features_build(D, NULL, &f, &err);
+        sq_alloc_fail_after(-1);
+        assert_true(rc == SQ_OK || rc == SQ_ERR_NOMEM);
+        ok = rc == SQ_OK;
+        sq_features_free(&f);
+    }
+    assert_true(ok);
+    ok = 0;
+    for (long n = 0; n < 50 && !ok; n++) {
+        sq_features f;
+        sq_alloc_fail_after(n);
+        sq_status rc = sq_user_features_build(D, &f, &err);
+        sq_alloc_fail_after(-1);
+        assert_true(rc == SQ_OK || rc == SQ_ERR_NOMEM);
+        ok = rc == SQ_OK;
+        sq_features_free(&f);
+    }
+    assert_true(ok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tfidf_hand_computed),
         cmocka_unit_test(test_chinese_and_empty),
         cmocka_unit_test(test_dim_choice_and_errors),
         cmocka_unit_test(test_user_attributes),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
