@@ -122,7 +122,10 @@ int cmd_eval(int argc, char **argv) {
         {"part", OPT_STR, &part, "P", "test (default) or valid", 0, 0},
         {"bootstrap", OPT_U64, &boot, "R", "resamples for 95% intervals (default 1000)", 0, 0},
         {"max-users", OPT_U64, &max_users, "N", "evaluate an even spread of N users", 0, 0},
-        {"seed", OPT_U64, &seed, "S", "seed of bootstrap and sampling", 0, 0},
+        {"seed", OPT_U64, &seed, "S",
+         "seed of bootstrap and sampling (and of the split, unless the model's protocol: that "
+         "split is drawn with the seed it was trained with)",
+         0, 0},
         {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
@@ -169,11 +172,22 @@ int cmd_eval(int argc, char **argv) {
     int ret = 1, has_tasks = 0;
     if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
         goto done;
+    const char *trained = sq_config_get(m->cfg, "protocol");
     if (!protocol)
-        protocol = sq_config_get(m->cfg, "protocol");
-    if (!protocol)
-        protocol = "loo";
-    if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+        protocol = trained ? trained : "loo";
+    /* the split the model was trained on: the same protocol is drawn with the training seed
+     * (which items or users were held out, which fold) */
+    uint64_t split_seed = seed;
+    const char *ss = sq_config_get(m->cfg, "split_seed");
+    if (ss && trained && !strcmp(trained, protocol))
+        split_seed = strtoull(ss, NULL, 10);
+    if (!strncmp(protocol, "cold_", 5) && (!trained || strcmp(trained, protocol)))
+        fprintf(stderr,
+                "seqrec eval: warning: the model was trained with protocol '%s', not '%s': it "
+                "has seen the held-out %s\n",
+                trained ? trained : "loo", protocol,
+                strcmp(protocol, "cold_items") ? "users" : "items");
+    if (sq_split_make(d, protocol, (uint32_t)fold, split_seed, &split, &err))
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;

@@ -74,7 +74,10 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < nsets; i++)
         if (sq_config_set_arg(cfg, sets[i], &err))
             goto fail;
+    char seedbuf[32];
+    snprintf(seedbuf, sizeof seedbuf, "%llu", (unsigned long long)seed);
     if (sq_config_set(cfg, "protocol", protocol, &err) ||
+        sq_config_set(cfg, "split_seed", seedbuf, &err) ||
         (tasks && sq_config_set(cfg, "tasks", tasks, &err)))
         goto fail;
     if (sq_data_open(&d, pos[0], &err))
