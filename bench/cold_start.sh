@@ -8,6 +8,7 @@
 #
 #   bench/cold_start.sh [--sets "ml-100k taobao-40k"] [--models "pop content hybrid bpr"]
 #                       [--protocols "cold_items cold_users loo"] [--threads 1] [--out DIR]
+#                       [--seed S]   (the split's seed: which items or users are held out)
 #
 # A benchmark, not a test: one run of everything takes about ten minutes on one thread.
 set -euo pipefail
@@ -18,6 +19,7 @@ SETS="ml-100k taobao-40k"
 MODELS="pop content hybrid bpr"
 PROTOCOLS="cold_items cold_users loo"
 THREADS=1
+SEED=42
 OUT=out/bench-cold
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --protocols) PROTOCOLS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --seed) SEED=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cold_start.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -61,10 +64,10 @@ for set in $SETS; do
   [ -f "$sqd" ] || "$BIN" ingest -q "$in" -o "$sqd"
   for proto in $PROTOCOLS; do
     for model in $MODELS; do
-      tag="$set.$proto.$model"
+      tag="$set.$proto.$model.s$SEED"
       # shellcheck disable=SC2046
-      "$BIN" train -q "$sqd" $(sets_of "$model") --protocol "$proto" --threads "$THREADS" \
-        --json -o "$OUT/$tag.sqm" > "$OUT/$tag.train.json"
+      "$BIN" train -q "$sqd" $(sets_of "$model") --protocol "$proto" --seed "$SEED" \
+        --threads "$THREADS" --json -o "$OUT/$tag.sqm" > "$OUT/$tag.train.json"
       "$BIN" eval "$OUT/$tag.sqm" "$sqd" --k 10 --threads "$THREADS" --json -q \
         > "$OUT/$tag.eval.json"
       python3 - "$OUT/$tag" "$set" "$proto" "$model" <<'EOF'

@@ -186,14 +186,15 @@ static sq_status new_user(const sq_dataset *d, const char *list, const char *con
                           strncmp(sq_data_user_attr_name(d, k), av[a], fl)))
             k++;
         if (k == na)
-            return sq_errorf(err, SQ_ERR_NOTFOUND, "--attr: the dataset has no user attribute '%.*s'",
-                             (int)fl, av[a]);
+            return sq_errorf(err, SQ_ERR_NOTFOUND,
+                             "--attr: the dataset has no user attribute '%.*s'", (int)fl, av[a]);
         uint32_t v = 0, size = sq_data_user_attr_size(d, k);
         while (v < size && strcmp(sq_data_user_attr_value(d, k, v), eq + 1))
             v++;
         if (v == size)
-            return sq_errorf(err, SQ_ERR_NOTFOUND, "--attr: '%s' is not a value of '%s' in the data",
-                             eq + 1, sq_data_user_attr_name(d, k));
+            return sq_errorf(err, SQ_ERR_NOTFOUND,
+                             "--attr: '%s' is not a value of '%s' in the data", eq + 1,
+                             sq_data_user_attr_name(d, k));
         attrs[k] = v;
     }
     return SQ_OK;

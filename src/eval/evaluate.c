@@ -62,7 +62,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
         uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
         uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
         if (s->user_cold && s->user_cold[u] && o->part == SQ_EVAL_VALID)
-            continue; /* held-out users are only tested */
+            continue;    /* held-out users are only tested */
         if (cold_test) { /* needs a held-out item to find and a warm event to start from */
             int cold = 0, warm = 0;
             for (uint32_t p = 0; p < len; p++) {
@@ -119,7 +119,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
             seqs[b] = sq_model_user_seq(d, u, first);
             if (s->user_cold && s->user_cold[u])
                 seqs[b].user = UINT32_MAX; /* a user the model never saw */
-            if (s->item_cold) { /* the events on items that may be trained on */
+            if (s->item_cold) {            /* the events on items that may be trained on */
                 size_t base = (size_t)b * wl;
                 uint32_t n = 0;
                 for (uint32_t p = 0; p < first; p++)
@@ -177,8 +177,8 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
                         sc[j] = __builtin_nanf("");
             if (o->sampled) {
                 sq_rng rng = sq_rng_derive(o->seed, u);
-                keep_sample(sc, ni, tg[0], seqs[b].items, first, o->sampled,
-                            keep + (size_t)t * ni, &rng);
+                keep_sample(sc, ni, tg[0], seqs[b].items, first, o->sampled, keep + (size_t)t * ni,
+                            &rng);
                 nex = 0; /* the sample already leaves the history out */
             }
             if (nt == 1) {

@@ -123,8 +123,7 @@ typedef struct {
     int oom; /* an append failed */
 } hash_list;
 
-static void push_hash(hash_list *l, char kind, const char *a, size_t na, const char *b,
-                      size_t nb) {
+static void push_hash(hash_list *l, char kind, const char *a, size_t na, const char *b, size_t nb) {
     char buf[2 * MAX_TOKEN + 8];
     size_t o = 0;
     buf[o++] = kind;
@@ -394,8 +393,7 @@ sq_status sq_user_features_build(const sq_dataset *d, sq_features *f, sq_error *
     }
     uint64_t w = 0;
     for (uint32_t u = 0; u < nu; u++) {
-        uint32_t n = na && attrs ? sq_user_features_cols(d, attrs + (size_t)u * na, f->col + w)
-                                 : 0;
+        uint32_t n = na && attrs ? sq_user_features_cols(d, attrs + (size_t)u * na, f->col + w) : 0;
         for (uint32_t k = 0; k < n; k++)
             f->val[w + k] = 1.0f;
         w += n;

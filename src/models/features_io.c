@@ -41,8 +41,8 @@ void sq_features_save_free(sq_features_save *keep) {
     keep->row_len = NULL;
 }
 
-static const sq_blob *need(const sq_sqm *file, const char *prefix, const char *what,
-                           sq_dtype dt, uint64_t n, size_t elem, sq_error *err) {
+static const sq_blob *need(const sq_sqm *file, const char *prefix, const char *what, sq_dtype dt,
+                           uint64_t n, size_t elem, sq_error *err) {
     char name[SQ_BLOB_NAME_MAX];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     const sq_blob *b = sq_sqm_find(file, name);

@@ -27,8 +27,9 @@
  * Config: dim (32), epochs (30), lr (0.05), loss (warp|bpr), max_sampled (10), history (10;
  * 0: none), history_weight (1), reg (0), init_std (0.01), ids (1: id embeddings; 0: features
  * only), id_dropout (0: the chance that a training pair uses no user id and no item id for
- * each of its items, so that features and history learn to stand alone), user_features (1), patience (3), valid_users (0: all), feature_dim, text, tags (as
- * content). Weights, features and the trained-id masks are saved in the model. */
+ * each of its items, so that features and history learn to stand alone), user_features (1),
+ * patience (3), valid_users (0: all), feature_dim, text, tags (as content). Weights, features and
+ * the trained-id masks are saved in the model. */
 #include "models/hybrid.h"
 #include "models/features_io.h"
 #include "seqrec/eval.h"
@@ -60,7 +61,7 @@ typedef struct {
     int ufeat;              /* use user attributes */
     long epochs, max_sampled, history, patience, valid_users;
     float lr, reg, hist_w, init_std;
-    float id_dropout;       /* chance that a training pair leaves out the user's or an item's id */
+    float id_dropout; /* chance that a training pair leaves out the user's or an item's id */
 } hy_state;
 
 /* ========================================== init ========================================== */
@@ -108,7 +109,8 @@ static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = put_num(c, "patience", (double)pat, err)) ||
         (rc = put_num(c, "valid_users", (double)vu, err)) ||
         (rc = put_num(c, "feature_dim", (double)fd, err)) ||
-        (rc = put_num(c, "text", (double)text, err)) || (rc = put_num(c, "tags", (double)tags, err)))
+        (rc = put_num(c, "text", (double)text, err)) ||
+        (rc = put_num(c, "tags", (double)tags, err)))
         return rc;
     hy_state *s = sq_calloc(1, sizeof *s);
     if (!s)
@@ -321,8 +323,8 @@ float *sq_hybrid_weights(sq_model *m, size_t *n) {
     return s->w;
 }
 
-double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, uint32_t j,
-                             float w, int bpr, float *grad) {
+double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, uint32_t j, float w,
+                             int bpr, float *grad) {
     hy_state *s = m->impl;
     const uint32_t d = s->d;
     float *buf = sq_mallocn((size_t)5 * d, sizeof *buf);

@@ -22,7 +22,7 @@ float *sq_hybrid_weights(sq_model *m, size_t *n);
  * or (bpr 1) L = −log σ(x_ui − x_uj), where x_ui = p_u · q_i + b_i; and, when grad is not NULL,
  * dL/dθ added into grad (laid out as sq_hybrid_weights). The negatives' sampling, which is not
  * differentiable, happens outside. */
-double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, uint32_t j,
-                             float w, int bpr, float *grad);
+double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, uint32_t j, float w,
+                             int bpr, float *grad);
 
 #endif

@@ -7,8 +7,8 @@
 
 typedef struct {
     uint32_t n_items;
-    uint64_t *cum; /* pop: cum[i] = training events of items 0..i; NULL: uniform */
-    float *logq;   /* pop: log of each item's probability of being drawn; NULL: uniform */
+    uint64_t *cum;       /* pop: cum[i] = training events of items 0..i; NULL: uniform */
+    float *logq;         /* pop: log of each item's probability of being drawn; NULL: uniform */
     const uint8_t *skip; /* items never drawn (a cold_items split's held-out items), or NULL */
 } sq_neg_sampler;
 

@@ -126,23 +126,21 @@ static void test_chinese_and_empty(void **state) {
      * fullwidth "ＶＩＶＯ" folds to "vivo" (same column as the word) */
     const char *mix = "VIVO X100 蓝色";
     const char *tags[] = {"brand=VIVO"};
-    assert_int_equal(sq_features_row(&f, mix, strlen(mix), tags, 1, col, val, 32, &n, &err),
-                     SQ_OK);
+    assert_int_equal(sq_features_row(&f, mix, strlen(mix), tags, 1, col, val, 32, &n, &err), SQ_OK);
     assert_int_equal(n, 7);
     uint32_t c1[4];
     float v1[4];
     uint32_t n1 = 0;
-    assert_int_equal(sq_features_row(&f, "ＶＩＶＯ", strlen("ＶＩＶＯ"), NULL, 0, c1, v1, 4, &n1, &err),
-                     SQ_OK);
+    assert_int_equal(
+        sq_features_row(&f, "ＶＩＶＯ", strlen("ＶＩＶＯ"), NULL, 0, c1, v1, 4, &n1, &err), SQ_OK);
     assert_int_equal(n1, 1);
     int found = 0;
     for (uint32_t k = 0; k < n; k++)
         found |= col[k] == c1[0];
     assert_true(found);
     /* a CJK character between words breaks the pair: "a 中 b" has a, b, 中 and no bigram */
-    assert_int_equal(sq_features_row(&f, "a 中 b", strlen("a 中 b"), NULL, 0, col, val, 32, &n,
-                                     &err),
-                     SQ_OK);
+    assert_int_equal(
+        sq_features_row(&f, "a 中 b", strlen("a 中 b"), NULL, 0, col, val, 32, &n, &err), SQ_OK);
     assert_int_equal(n, 3);
     /* empty and punctuation-only text, invalid UTF-8: empty rows or bytes as separators */
     assert_int_equal(sq_features_row(&f, "", 0, NULL, 0, col, val, 32, &n, &err), SQ_OK);
@@ -187,8 +185,8 @@ static void test_user_attributes(void **state) {
     uint32_t u1 = sq_data_find_user(D, "u1", 2), u2 = sq_data_find_user(D, "u2", 2);
     assert_int_equal(f.row_ptr[u1 + 1] - f.row_ptr[u1], 2);
     assert_int_equal(f.row_ptr[u2 + 1] - f.row_ptr[u2], 1); /* age missing */
-    assert_true(f.col[f.row_ptr[u1]] < g);                   /* gender first */
-    assert_true(f.col[f.row_ptr[u1] + 1] >= g);              /* then age */
+    assert_true(f.col[f.row_ptr[u1]] < g);                  /* gender first */
+    assert_true(f.col[f.row_ptr[u1] + 1] >= g);             /* then age */
     assert_true(f.col[f.row_ptr[u1]] != f.col[f.row_ptr[u2]]);
     assert_float_equal(f.val[f.row_ptr[u1]], 1.0f, 0);
     sq_features_free(&f);
@@ -225,10 +223,8 @@ static void test_out_of_memory(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tfidf_hand_computed),
-        cmocka_unit_test(test_chinese_and_empty),
-        cmocka_unit_test(test_dim_choice_and_errors),
-        cmocka_unit_test(test_user_attributes),
+        cmocka_unit_test(test_tfidf_hand_computed),   cmocka_unit_test(test_chinese_and_empty),
+        cmocka_unit_test(test_dim_choice_and_errors), cmocka_unit_test(test_user_attributes),
         cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

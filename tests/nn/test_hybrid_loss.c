@@ -43,8 +43,7 @@ static int setup(void **state) {
     sq_config *cfg = sq_config_create();
     int bad = sq_ingest_create(&g, &o, &err) || sq_ingest_file(g, test_tmp("h.inter"), &err) ||
               sq_ingest_write(g, test_tmp("h.sqd"), &err) ||
-              sq_data_open(&D, test_tmp("h.sqd"), &err) ||
-              sq_config_set(cfg, "dim", "4", &err) ||
+              sq_data_open(&D, test_tmp("h.sqd"), &err) || sq_config_set(cfg, "dim", "4", &err) ||
               sq_config_set(cfg, "feature_dim", "256", &err) ||
               sq_model_create(&M, "hybrid", cfg, D, 3, &err);
     sq_ingest_free(g);
