@@ -44,10 +44,11 @@ input_of() {
   esac
 }
 
-# "hybrid+drop" is the hybrid model with id_dropout=0.3
+# "hybrid+drop" is the hybrid model with id_dropout=0.3, "hybrid+bpr" with loss=bpr
 sets_of() {
   case "$1" in
     hybrid+drop) echo "--model hybrid --set id_dropout=0.3" ;;
+    hybrid+bpr) echo "--model hybrid --set loss=bpr" ;;
     *) echo "--model $1" ;;
   esac
 }
