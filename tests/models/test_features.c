@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include "seqrec/features.h"
+#include "seqrec/model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -192,6 +193,39 @@ static void test_user_attributes(void **state) {
     sq_features_free(&f);
 }
 
+/* The content model's scores are the cosines of the rows above: after [a], b scores a's weight
+ * of "red" (0.322002) and c (no shared feature) 0; after [b, a] the profile is
+ * x_a + 0.8 x_b, of norm 1.468064, so b scores (0.322002 + 0.8) / 1.468064 = 0.764275 and
+ * a (1 + 0.8 · 0.322002) / 1.468064 = 0.856641. */
+static void test_content_model_cosines(void **state) {
+    (void)state;
+    sq_error err = {0};
+    sq_config *cfg = sq_config_create();
+    assert_int_equal(sq_config_set(cfg, "feature_dim", "1048576", &err), SQ_OK);
+    sq_model *m = NULL;
+    assert_int_equal(sq_model_create(&m, "content", cfg, D, 1, &err), SQ_OK);
+    uint32_t a = sq_data_find_item(D, "a", 1), b = sq_data_find_item(D, "b", 1),
+             c = sq_data_find_item(D, "c", 1);
+    uint32_t s1[1] = {a}, s2[2] = {b, a};
+    sq_seq q[3] = {{.items = s1, .n = 1, .user = UINT32_MAX},
+                   {.items = s2, .n = 2, .user = UINT32_MAX},
+                   {.items = NULL, .n = 0, .user = UINT32_MAX}};
+    float out[9];
+    sq_arena *ar = sq_arena_create(m->ops->scratch(m, 3, 0));
+    assert_int_equal(sq_model_score(m, q, 3, out, ar, &err), SQ_OK);
+    assert_float_equal(out[a], 1.0f, 1e-6);
+    assert_float_equal(out[b], 0.3220024f, 1e-6);
+    assert_float_equal(out[c], 0.0f, 0);
+    assert_float_equal(out[3 + b], 0.7642749f, 1e-6);
+    assert_float_equal(out[3 + a], 0.8566413f, 1e-6);
+    assert_float_equal(out[3 + c], 0.0f, 0);
+    for (int i = 0; i < 3; i++) /* an empty sequence: no profile, every score 0 */
+        assert_float_equal(out[6 + i], 0.0f, 0);
+    sq_arena_free(ar);
+    sq_model_free(m);
+    sq_config_free(cfg);
+}
+
 /* Every allocation of the builders failing in turn: a clean SQ_ERR_NOMEM (nothing leaks,
  * under the sanitizers), then success once enough allocations go through. */
 static void test_out_of_memory(void **state) {
@@ -225,7 +259,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tfidf_hand_computed),   cmocka_unit_test(test_chinese_and_empty),
         cmocka_unit_test(test_dim_choice_and_errors), cmocka_unit_test(test_user_attributes),
-        cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_out_of_memory),         cmocka_unit_test(test_content_model_cosines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
