@@ -298,9 +298,10 @@ sq_status sq_split_cold_users(const sq_dataset *d, double share, uint32_t n_firs
                               sq_split *s, sq_error *err);
 void sq_split_free(sq_split *s);
 /* A split by protocol name: "loo", "temporal" (valid 0.1, test 0.1 of the time range's
- * events), "kfold" (5 folds, `fold` held out), "cold_items" (10 % of the items held out),
- * "cold_users" (10 % of the users, represented by their first event).
- * Errors: SQ_ERR_ARG for another name. */
+ * events), "kfold" (5 folds, `fold` held out), "cold_items" (10 % of the items held out;
+ * "cold_items:0.2" another share), "cold_users" (10 % of the users, represented by their first
+ * event; "cold_users:0.2:3" another share and their first 3 events).
+ * Errors: SQ_ERR_ARG for another name or a malformed share. */
 sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold, uint64_t seed,
                         sq_split *s, sq_error *err);
 

@@ -109,9 +109,9 @@ int cmd_eval(int argc, char **argv) {
     uint64_t sampled = 0, boot = 1000, seed = 42, fold = 0, threads = 0, max_users = 0;
     const sq_opt opts[] = {
         {"protocol", OPT_STR, &protocol, "P",
-         "loo, temporal, kfold, cold_items (10% of items held out; also ranked among "
-         "themselves) or cold_users (10% of users, from their first event) (default: the one "
-         "the model was trained with)",
+         "loo, temporal, kfold, cold_items[:SHARE] (10% of items held out; also ranked among "
+         "themselves) or cold_users[:SHARE[:FIRST]] (10% of users, from their first event) "
+         "(default: the one the model was trained with)",
          0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold", 0, 0},
         {"k", OPT_STR, &ks, "LIST", "cut-offs (default 1,5,10,20)", 0, 0},
@@ -186,7 +186,7 @@ int cmd_eval(int argc, char **argv) {
                 "seqrec eval: warning: the model was trained with protocol '%s', not '%s': it "
                 "has seen the held-out %s\n",
                 trained ? trained : "loo", protocol,
-                strcmp(protocol, "cold_items") ? "users" : "items");
+                strncmp(protocol, "cold_items", 10) ? "users" : "items");
     if (sq_split_make(d, protocol, (uint32_t)fold, split_seed, &split, &err))
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))

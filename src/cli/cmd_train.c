@@ -28,8 +28,9 @@ int cmd_train(int argc, char **argv) {
          "(docs/multitask.md)",
          0, 0},
         {"protocol", OPT_STR, &protocol, "P",
-         "split: loo (default), temporal, kfold, cold_items (10% of items never trained on), "
-         "cold_users (10% of users never trained on)",
+         "split: loo (default), temporal, kfold, cold_items[:SHARE] (10% of items never "
+         "trained on), cold_users[:SHARE[:FIRST]] (10% of users never trained on, seen by their "
+         "first event)",
          0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
         {"metrics-log", OPT_STR, &log_path, "FILE", "append JSON lines of metrics per epoch", 0, 0},

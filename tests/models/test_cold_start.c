@@ -97,6 +97,21 @@ static void test_cold_users_split(void **state) {
         }
     }
     assert_int_equal(cold, 60);
+    /* another share and more first events, by protocol name; malformed names refused */
+    sq_split s2;
+    assert_int_equal(sq_split_make(D, "cold_users:0.2:3", 0, 42, &s2, &err), SQ_OK);
+    assert_int_equal(s2.n_cold, 120);
+    for (uint32_t u = 0; u < s2.n_users; u++)
+        if (s2.user_cold[u])
+            assert_true(s2.train_end[u] == 0 && s2.valid_end[u] == 3);
+    sq_split_free(&s2);
+    assert_int_equal(sq_split_make(D, "cold_items:0.2", 0, 42, &s2, &err), SQ_OK);
+    assert_int_equal(s2.n_cold, 40);
+    sq_split_free(&s2);
+    const char *bad[] = {"cold_items:", "cold_items:x", "cold_items:0.1:2", "cold_users:0.1:0",
+                         "cold_itemsx", "cold_users:2"};
+    for (int k = 0; k < 6; k++)
+        assert_int_equal(sq_split_make(D, bad[k], 0, 42, &s2, &err), SQ_ERR_ARG);
     /* evaluation: only the held-out users are tested, never validated */
     sq_model *pop = NULL;
     assert_int_equal(sq_model_create(&pop, "pop", NULL, D, 1, &err), SQ_OK);
