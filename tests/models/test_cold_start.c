@@ -108,8 +108,8 @@ static void test_cold_users_split(void **state) {
     assert_int_equal(sq_split_make(D, "cold_items:0.2", 0, 42, &s2, &err), SQ_OK);
     assert_int_equal(s2.n_cold, 40);
     sq_split_free(&s2);
-    const char *bad[] = {"cold_items:", "cold_items:x", "cold_items:0.1:2", "cold_users:0.1:0",
-                         "cold_itemsx", "cold_users:2"};
+    const char *bad[] = {"cold_items:",      "cold_items:x", "cold_items:0.1:2",
+                         "cold_users:0.1:0", "cold_itemsx",  "cold_users:2"};
     for (int k = 0; k < 6; k++)
         assert_int_equal(sq_split_make(D, bad[k], 0, 42, &s2, &err), SQ_ERR_ARG);
     /* evaluation: only the held-out users are tested, never validated */
