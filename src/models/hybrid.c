@@ -169,6 +169,10 @@ static sq_status hy_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
         return rc;
     s->fdim = s->items.dim;
     s->n_ua = s->ufeat ? sq_data_info_of(d)->n_user_attrs : 0;
+    if (s->n_ua > 64)
+        return sq_errorf(err, SQ_ERR_LIMIT,
+                         "hybrid: %u user attribute fields, at most 64 (or set user_features=0)",
+                         s->n_ua);
     s->ua_off = sq_calloc((size_t)s->n_ua + 1, sizeof *s->ua_off);
     if (!s->ua_off)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
