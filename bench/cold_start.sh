@@ -44,9 +44,11 @@ input_of() {
   esac
 }
 
-# "hybrid+drop" is the hybrid model with id_dropout=0.3, "hybrid+bpr" with loss=bpr
+# "hybrid+drop" is the hybrid model with id_dropout=0.3, "hybrid+bpr" with loss=bpr,
+# "hybrid+noid" with ids=0 (features, attributes and history only)
 sets_of() {
   case "$1" in
+    hybrid+noid) echo "--model hybrid --set ids=0" ;;
     hybrid+drop) echo "--model hybrid --set id_dropout=0.3" ;;
     hybrid+bpr) echo "--model hybrid --set loss=bpr" ;;
     *) echo "--model $1" ;;
