@@ -2,9 +2,11 @@
 # demo.sh — the main job end to end on a fresh Debian machine: install what is missing, build,
 # then for a generated log and a real one (../shared/data/ml-100k when present): ingest, describe,
 # train the baselines and SASRec, evaluate them with full ranking, recommend and find similar items.
-# A multi-task SASRec on the generated log. It ends with `seqrec serve` running on the synthetic
-# SASRec (port $SEQREC_PORT, default 8080), after trying the printed curl examples against it;
-# Ctrl-C stops the server.
+# A multi-task SASRec on the generated log. Writes the training runs as one HTML report
+# (out/report.html). It ends with `seqrec serve` running on the synthetic SASRec (port
+# $SEQREC_PORT, default 8080) with the web dashboard at http://127.0.0.1:8080/ (the runs'
+# curves and evaluations included; opened in a browser when there is a display), after trying
+# the printed curl examples against it; Ctrl-C stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +15,7 @@ BIN=build/seqrec
 OUT=${OUT:-out}
 mkdir -p "$OUT"
 DATA=${SEQREC_DATA:-../shared/data}
+rm -f "$OUT/metrics.jsonl" "$OUT/evals.jsonl" # this run's training curves and evaluations only
 
 echo "== generate a synthetic log with planted structure"
 $BIN generate --users 2000 --items 1000 --events 100000 --seed 1 -o "$OUT/synthetic.csv"
@@ -25,11 +28,13 @@ run_models() { # dataset.sqd user item sasrec-epochs
     echo "== train $m on $1 and evaluate it (leave-one-out, full ranking)"
     $BIN train "$1" --model "$m" --metrics-log "$OUT/metrics.jsonl" -o "${1%.sqd}.$m.sqm"
     $BIN eval "${1%.sqd}.$m.sqm" "$1" --k 10,20
+    $BIN eval "${1%.sqd}.$m.sqm" "$1" --k 10,20 --json >> "$OUT/evals.jsonl" # for the dashboard
   done
   echo "== train SASRec on $1 ($4 epochs at most; early stopping on validation NDCG@10)"
   $BIN train "$1" --model sasrec --set epochs="$4" --metrics-log "$OUT/metrics.jsonl" \
     -o "${1%.sqd}.sasrec.sqm"
   $BIN eval "${1%.sqd}.sasrec.sqm" "$1" --k 10,20
+  $BIN eval "${1%.sqd}.sasrec.sqm" "$1" --k 10,20 --json >> "$OUT/evals.jsonl"
   echo "== recommend for user $2 and find items like $3 (item-kNN)"
   $BIN recommend "${1%.sqd}.itemknn.sqm" "$1" --user "$2" -k 5
   $BIN similar "${1%.sqd}.itemknn.sqm" "$1" --item "$3" -k 5
@@ -39,6 +44,7 @@ echo "== multi-task SASRec on the synthetic log: next item, next behaviour, clic
 $BIN train "$OUT/synthetic.sqd" --model sasrec --tasks next_item,next_behaviour,click,buy \
   --set sharing=mmoe --set epochs=5 --metrics-log "$OUT/metrics.jsonl" -o "$OUT/synthetic.mt.sqm"
 $BIN eval "$OUT/synthetic.mt.sqm" "$OUT/synthetic.sqd" --k 10,20
+$BIN eval "$OUT/synthetic.mt.sqm" "$OUT/synthetic.sqd" --k 10,20 --json >> "$OUT/evals.jsonl"
 echo "== recommend for user 1 by p(click) x p(buy | click)"
 $BIN recommend "$OUT/synthetic.mt.sqm" "$OUT/synthetic.sqd" --user 1 -k 5 --objective buy
 
@@ -51,13 +57,16 @@ if [ -f "$DATA/ml-100k/ml-100k.inter" ]; then
 else
   echo "== $DATA/ml-100k not found: skipping the real-data part"
 fi
+echo "== the training runs and evaluations as one self-contained HTML file (opens offline)"
+$BIN report "$OUT/metrics.jsonl" --eval-json "$OUT/evals.jsonl" -o "$OUT/report.html"
 echo "== done: datasets and models in $OUT/"
 
 PORT=${SEQREC_PORT:-8080}
 MODEL="$OUT/synthetic.sasrec.sqm"
 echo "== serve $MODEL on http://127.0.0.1:$PORT (event store $OUT/events.db)"
 $BIN serve "$MODEL" "$OUT/synthetic.sqd" --store "$OUT/events.db" --port "$PORT" \
-  --negative dislike >"$OUT/serve.out" &
+  --negative dislike --static web/dist --metrics-log "$OUT/metrics.jsonl" \
+  --eval-json "$OUT/evals.jsonl" >"$OUT/serve.out" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
 trap 'exit 0' INT TERM
@@ -85,4 +94,8 @@ for e in "${EXAMPLES[@]}"; do
   echo
 done
 echo "== seqrec serve is running on $URL (docs/serve.md has the API); Ctrl-C stops it"
+echo "== the dashboard is open at $URL/ : Data, Training, Models, Users, Items, Live (docs/dashboard.md)"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v xdg-open > /dev/null; then
+  xdg-open "$URL/" > /dev/null 2>&1 || true
+fi
 wait $SERVER

@@ -50,6 +50,10 @@ typedef struct {
                                0: 3600 */
     const char *access_log; /* append one line per request (user ids hashed); NULL: none */
     const char *static_dir; /* files served at / (the dashboard); NULL: none */
+    const char *const *metrics_logs; /* training metrics logs for GET /v1/dashboard/runs */
+    uint32_t n_metrics_logs;
+    const char *const *eval_jsons;   /* `seqrec eval --json` outputs for /v1/dashboard/evals */
+    uint32_t n_eval_jsons;
     double online_interval; /* seconds between online learning rounds; 0: only on
                                POST /v1/admin/learn */
     double online_lr;       /* online learning rate as a fraction of the model's lr; 0: 0.1 */

@@ -26,6 +26,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_similar(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* One option: names "o|output" (short|long), a kind, where the value goes, help text. */
 typedef enum {

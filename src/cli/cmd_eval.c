@@ -45,9 +45,11 @@ static void add_metrics(cJSON *j, const sq_eval_result *r) {
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.hi));
 }
 
-static void print_json(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o,
-                       const sq_task_eval *te, const sq_dataset *d, const sq_eval_result *cold) {
+static void print_json(const char *model, const sq_eval_result *r, const char *protocol,
+                       const sq_eval_opts *o, const sq_task_eval *te, const sq_dataset *d,
+                       const sq_eval_result *cold) {
     cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model); /* names the result on the dashboard */
     cJSON_AddStringToObject(j, "protocol", protocol);
     cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
     if (o->sampled)
@@ -203,7 +205,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {
-        print_json(&r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL);
+        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL);
     } else {
         print_text(&r, protocol, &o);
         if (cold) {

@@ -1,6 +1,6 @@
 /* cmd_serve.c — `seqrec serve`: parses options into sq_serve_opts, starts the server, prints
  * where it listens, and waits for SIGINT or SIGTERM to stop it cleanly. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* realpath, readlink */
 #include "cli/cli.h"
 #include "seqrec/serve.h"
 
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* "NAME=PATH[:WEIGHT]" → a variant (pointing into arg, which it edits). */
 static int parse_variant(char *arg, sq_serve_variant *v) {
@@ -30,10 +31,37 @@ static int parse_variant(char *arg, sq_serve_variant *v) {
     return 0;
 }
 
+/* The built dashboard when there is one: web/dist of the source tree the binary was built in
+ * (the binary is build/seqrec), or share/seqrec/web of an install prefix (bin/seqrec). */
+static const char *default_dashboard(char *buf, size_t cap) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    static const char *const rel[] = {"/../web/dist", "/../share/seqrec/web"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char index[4200];
+        snprintf(buf, cap, "%s%s", exe, rel[i]);
+        snprintf(index, sizeof index, "%s/index.html", buf);
+        char real[4096];
+        if (access(index, R_OK) == 0 && realpath(buf, real) && strlen(real) < cap) {
+            memcpy(buf, real, strlen(real) + 1);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *pos[2], *store = NULL, *bind = NULL, *keys = NULL, *negative = NULL,
-                       *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS];
-    int npos = 0, nvar = 0, quiet = 0, no_sync = 0;
+                       *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS],
+                       *logs[16], *evals[16];
+    int npos = 0, nvar = 0, nlogs = 0, nevals = 0, quiet = 0, no_sync = 0;
     const char *sync = "full";
     uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256, user_events = 0,
              max_body = 0, max_batch = 0, max_depth = 0;
@@ -78,14 +106,21 @@ int cmd_serve(int argc, char **argv) {
          0},
         {"access-log", OPT_STR, &access_log, "FILE", "append a line per request (ids hashed)", 0,
          0},
-        {"static", OPT_STR, &static_dir, "DIR", "serve the files of DIR at / (the dashboard)", 0,
-         0},
+        {"static", OPT_STR, &static_dir, "DIR",
+         "serve the files of DIR at / (default: the built dashboard, web/dist beside the build "
+         "directory, when there is one)",
+         0, 0},
+        {"metrics-log", OPT_MULTI, logs, "FILE",
+         "a training metrics log the dashboard's Training page draws (repeatable)", &nlogs, 16},
+        {"eval-json", OPT_MULTI, evals, "FILE",
+         "`seqrec eval --json` output the dashboard's Models page lists (repeatable)", &nevals,
+         16},
         {"sync", OPT_STR, &sync, "MODE",
          "full (default): each acknowledged event is fsync'd, it survives power loss; normal: "
          "synced at checkpoints, an acknowledged event survives kill -9 but not power loss",
          0, 0},
         {"no-sync", OPT_FLAG, &no_sync, NULL, "tests only: the store does not fsync", 0, 0},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no log lines on stderr", 0, 0},
+        {"q|quiet", OPT_FLAG, &quiet, NULL, "no log lines on stderr", 0, 0},
     };
     sq_cli_spec spec = {
         "seqrec serve model.sqm data.sqd [--store events.db] [--port 8080] [--bind 127.0.0.1] "
@@ -145,7 +180,12 @@ int cmd_serve(int argc, char **argv) {
     o.online_lr = online_lr;
     o.online_steps = (uint32_t)online_steps;
     o.access_log = access_log;
-    o.static_dir = static_dir;
+    char dash[4096];
+    o.static_dir = static_dir ? static_dir : default_dashboard(dash, sizeof dash);
+    o.metrics_logs = logs;
+    o.n_metrics_logs = (uint32_t)nlogs;
+    o.eval_jsons = evals;
+    o.n_eval_jsons = (uint32_t)nevals;
     o.no_sync = no_sync;
     sq_cli_reporter cr;
     o.reporter = sq_cli_reporter_init(&cr, quiet);
@@ -163,6 +203,9 @@ int cmd_serve(int argc, char **argv) {
     if (sq_serve_start(&s, &o, &err))
         return sq_cli_fail("serve", &err);
     printf("listening on http://%s:%u\n", bind ? bind : "127.0.0.1", sq_serve_port(s));
+    if (o.static_dir)
+        printf("dashboard on http://%s:%u/ (files from %s)\n", bind ? bind : "127.0.0.1",
+               sq_serve_port(s), o.static_dir);
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);

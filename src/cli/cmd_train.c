@@ -123,7 +123,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(o, "output", out);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (log && !m->ops->iterative) /* iterative models log one line per epoch */
+    if (log) /* the run's last line: iterative models logged their epochs before it */
         fprintf(log, "%s\n", line);
     if (json)
         puts(line);

@@ -17,6 +17,7 @@ static const sq_cli_command commands[] = {
     {"recommend", "top-k items for a user", cmd_recommend},
     {"similar", "items nearest to an item", cmd_similar},
     {"serve", "serve recommendations over HTTP while events stream in", cmd_serve},
+    {"report", "write a training run's curves as one self-contained HTML file", cmd_report},
     {"bench", "measure a part of seqrec and print the figures", cmd_bench},
 };
 

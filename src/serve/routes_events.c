@@ -206,8 +206,10 @@ void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r) {
 /* ========================================== History ========================================== */
 
 
-static void add_event(cJSON *arr, const char *item, const char *beh, int64_t ts, const char *scene,
-                      double value, const char *context, const char *source, int64_t seq) {
+/* Appends an event to arr and returns it. */
+static cJSON *add_event(cJSON *arr, const char *item, const char *beh, int64_t ts,
+                        const char *scene, double value, const char *context, const char *source,
+                        int64_t seq) {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "item", item);
     cJSON_AddStringToObject(e, "behaviour", beh);
@@ -226,6 +228,20 @@ static void add_event(cJSON *arr, const char *item, const char *beh, int64_t ts,
     if (seq > 0)
         cJSON_AddNumberToObject(e, "seq", (double)seq);
     cJSON_AddItemToArray(arr, e);
+    return e;
+}
+
+/* The dataset event's context fields as "context":{field:value} on e (none: nothing added). */
+static void add_context(const sq_dataset *d, uint64_t ev, cJSON *e) {
+    const uint32_t nc = sq_data_info_of(d)->n_ctx;
+    if (!nc || !e)
+        return;
+    const uint32_t *ctx = sq_data_context(d) + ev * nc;
+    cJSON *c = cJSON_AddObjectToObject(e, "context");
+    for (uint32_t f = 0; c && f < nc; f++) {
+        const char *v = sq_data_ctx_value(d, f, ctx[f]);
+        cJSON_AddStringToObject(c, sq_data_ctx_name(d, f), v ? v : "");
+    }
 }
 
 static int hist_one(void *ud, int64_t seq, const sq_store_event *se) {
@@ -272,11 +288,14 @@ void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *
             b = e - want;
         const uint16_t *scn = sq_data_scenes(s->d);
         const float *val = sq_data_values(s->d);
-        for (uint64_t i = b; i < e; i++)
-            add_event(arr, sq_data_item_id(s->d, sq_data_items(s->d)[i], NULL),
-                      sq_data_behaviour_name(s->d, sq_data_behaviours(s->d)[i]),
-                      sq_data_times(s->d)[i], scn ? sq_data_scene_name(s->d, scn[i]) : "",
-                      val ? val[i] : NAN, NULL, "dataset", 0);
+        for (uint64_t i = b; i < e; i++) {
+            cJSON *ev = add_event(arr, sq_data_item_id(s->d, sq_data_items(s->d)[i], NULL),
+                                  sq_data_behaviour_name(s->d, sq_data_behaviours(s->d)[i]),
+                                  sq_data_times(s->d)[i],
+                                  scn ? sq_data_scene_name(s->d, scn[i]) : "",
+                                  val ? val[i] : NAN, NULL, "dataset", 0);
+            add_context(s->d, i, ev);
+        }
     }
     while (live->child)
         cJSON_AddItemToArray(arr, cJSON_DetachItemViaPointer(live, live->child));

@@ -60,6 +60,8 @@ typedef enum {
     SV_R_HEALTH,
     SV_R_METRICS,
     SV_R_INFO,
+    SV_R_DASHBOARD,
+    SV_R_ITEM,
     SV_R_STATIC,
     SV_R_OTHER,
     SV_R_COUNT
@@ -305,6 +307,8 @@ struct sq_server {
     pthread_t online_th;
     int online_stop, online_inited, online_running;
     char *owned[16];            /* copies of option strings */
+    char **dash_files;          /* copies of the metrics logs, then the eval files (dashboard) */
+    char *dash_dataset;         /* GET /v1/dashboard/dataset, computed at start (cJSON_free) */
 };
 
 /* A user deleted with DELETE /v1/users/{id}: their dataset history is no longer used. */
@@ -357,6 +361,12 @@ void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r);
 void sv_route_learn(sq_server *s, const sv_req *q, sv_resp *r);
 void sv_route_health(sq_server *s, sv_resp *r);
 void sv_route_info(sq_server *s, sv_resp *r);
+/* The dashboard's JSON (dashboard.c): `what` is dataset, runs or evals. */
+sq_status sv_dash_init(sq_server *s, sq_error *err); /* the dataset's JSON, once */
+void sv_dash_free(sq_server *s);
+void sv_route_dashboard(sq_server *s, const char *what, sv_resp *r);
+/* GET /v1/items/{id}: the item's content features and statistics. */
+void sv_route_item_info(sq_server *s, const char *item, size_t len, sv_resp *r);
 
 /* JSON text → cJSON after checking nesting depth ≤ max_depth (without recursion); NULL with a
  * message in msg on error. */

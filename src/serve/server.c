@@ -347,6 +347,8 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         route = SV_R_RELOAD, method_ok = !strcmp(method, "POST"), need = AUTH_ADMIN;
     else if (!strcmp(url, "/v1/admin/learn"))
         route = SV_R_LEARN, method_ok = !strcmp(method, "POST"), need = AUTH_ADMIN;
+    else if (!strncmp(url, "/v1/dashboard/", 14))
+        route = SV_R_DASHBOARD, method_ok = get;
     else if ((m = split_id(url, "/v1/users/", id, sizeof id, &rest)) != 0) {
         if (m < 0) {
             sv_error(r, 400, "user id: 1..%d bytes", MAX_PATH_ID);
@@ -367,6 +369,8 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         }
         if (!strcmp(rest, "/similar"))
             route = SV_R_SIMILAR, method_ok = get;
+        else if (!*rest && get)
+            route = SV_R_ITEM, method_ok = 1;
         else if (!*rest)
             route = SV_R_PUT_ITEM, method_ok = !strcmp(method, "PUT"), need = AUTH_WRITE;
     } else if (s->o.static_dir && get && strncmp(url, "/v1/", 4)) {
@@ -454,6 +458,12 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
         break;
     case SV_R_PUT_ITEM:
         sv_route_put_item(s, id, strlen(id), q, r);
+        break;
+    case SV_R_DASHBOARD:
+        sv_route_dashboard(s, url + 14, r);
+        break;
+    case SV_R_ITEM:
+        sv_route_item_info(s, id, strlen(id), r);
         break;
     case SV_R_STATIC:
         route_static(s, url, r);
@@ -574,6 +584,31 @@ static char *own(sq_server *s, const char *str) {
     return NULL;
 }
 
+/* Copies of the dashboard's file lists (the options then point into them); each file must be
+ * readable now (it is read again at each request). */
+static sq_status own_files(sq_server *s, sq_error *err) {
+    const uint32_t nl = s->o.n_metrics_logs, ne = s->o.n_eval_jsons;
+    if (!nl && !ne)
+        return SQ_OK;
+    if (!(s->dash_files = sq_calloc(nl + ne, sizeof *s->dash_files))) {
+        s->o.n_metrics_logs = s->o.n_eval_jsons = 0;
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < nl + ne; i++) {
+        const char *p = i < nl ? s->o.metrics_logs[i] : s->o.eval_jsons[i - nl];
+        if (!(s->dash_files[i] = sq_strdup(p)))
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        FILE *f = fopen(p, "rb");
+        if (!f)
+            return sq_errorf(err, SQ_ERR_IO, "%s %s: %s", i < nl ? "--metrics-log" : "--eval-json",
+                             p, strerror(errno));
+        fclose(f);
+    }
+    s->o.metrics_logs = (const char *const *)s->dash_files;
+    s->o.eval_jsons = (const char *const *)s->dash_files + nl;
+    return SQ_OK;
+}
+
 static int add_forgotten(void *ud, const char *user, size_t len) {
     sv_forget(ud, user, len);
     return 0;
@@ -671,6 +706,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     s->o.static_dir = own(s, s->o.static_dir);
     s->o.api_key_file = own(s, s->o.api_key_file);
     s->o.access_log = own(s, s->o.access_log);
+    if ((rc = own_files(s, err)))
+        goto fail;
     {
         FILE *ur = fopen("/dev/urandom", "rb");
         if (!ur || fread(&s->log_salt, sizeof s->log_salt, 1, ur) != 1)
@@ -706,7 +743,7 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
             goto fail;
         }
     }
-    if ((rc = sv_content_init(s, err)))
+    if ((rc = sv_content_init(s, err)) || (rc = sv_dash_init(s, err)))
         goto fail;
     double wsum = 0.0;
     for (uint32_t v = 0; v < opts->n_variants; v++) {
@@ -786,6 +823,10 @@ void sq_serve_stop(sq_server *s) {
     sq_free(s->negative_names);
     sq_free(s->keys);
     sv_content_free(s);
+    sv_dash_free(s);
+    for (uint32_t i = 0; s->dash_files && i < s->o.n_metrics_logs + s->o.n_eval_jsons; i++)
+        sq_free(s->dash_files[i]);
+    sq_free(s->dash_files);
     sq_free(s->popular);
     sq_free(s->popular_count);
     sq_free(s->n_popular);
