@@ -19,7 +19,8 @@
  * with per-coordinate Adagrad (accumulators start at 1) and optional L2 (reg). After every
  * epoch the model is validated (NDCG@10, full ranking) and the best epoch is kept (patience).
  *
- * Scoring: item representations are computed once (after fit, at load) into a cache. An item
+ * Scoring: item representations are computed once (after fit, at load) into a cache of rows
+ * [q_i, b_i]; the sequence vector is [p_u, 1], so vectors reproduce scores exactly. An item
  * or user with no training event (cold_items, cold_users) has an untrained id embedding, so it
  * is left out: such an item is its features alone (and the mean id bias of trained items), such
  * a user is their attributes and history.
@@ -54,7 +55,7 @@ typedef struct {
     uint32_t *ua_off;       /* [n_ua + 1] first column of each attribute field */
     uint8_t *item_seen;     /* [ni] 1: had a training event (its id embedding is used) */
     uint8_t *user_seen;     /* [nu] */
-    float *Q, *qb;          /* scoring cache: item representations [ni, d] and biases */
+    float *Q;               /* scoring cache [ni, d + 1]: representation, then bias */
     sq_features_save keep;  /* what the last save pointed into */
     int bpr;                /* loss: 0 WARP, 1 BPR */
     int ids;                /* use id embeddings */
@@ -143,9 +144,8 @@ static sq_status hy_alloc(hy_state *s, sq_error *err) {
     s->w = sq_calloc(s->n_w, sizeof *s->w);
     s->item_seen = sq_calloc(s->ni ? s->ni : 1, 1);
     s->user_seen = sq_calloc(s->nu ? s->nu : 1, 1);
-    s->Q = sq_mallocn((size_t)s->ni * d + 1, sizeof *s->Q);
-    s->qb = sq_mallocn((size_t)s->ni + 1, sizeof *s->qb);
-    if (!s->w || !s->item_seen || !s->user_seen || !s->Q || !s->qb)
+    s->Q = sq_mallocn((size_t)s->ni * (d + 1) + 1, sizeof *s->Q);
+    if (!s->w || !s->item_seen || !s->user_seen || !s->Q)
         return sq_errorf(err, SQ_ERR_NOMEM, "hybrid: out of memory for %zu weights", s->n_w);
     s->E_item = s->w;
     s->b_item = s->E_item + (size_t)s->ni * d;
@@ -361,7 +361,8 @@ double sq_hybrid_triple_loss(sq_model *m, const sq_hybrid_user *u, uint32_t i, u
 
 /* ========================================= scoring ======================================== */
 
-/* The item cache: every item's representation and bias, ids only where trained. */
+/* The item cache: every item's representation and bias, ids only where trained, as rows
+ * [q_i, b_i] of width d + 1, so that a user's [p_u, 1] dotted with them is the score. */
 static void build_cache(hy_state *s) {
     double bsum = 0;
     uint32_t nseen = 0;
@@ -371,9 +372,10 @@ static void build_cache(hy_state *s) {
     float prior = nseen ? (float)(bsum / nseen) : 0; /* an untrained item's id bias */
     for (uint32_t i = 0; i < s->ni; i++) {
         int id = s->ids && s->item_seen[i];
-        item_repr(s, i, id, s->Q + (size_t)i * s->d, &s->qb[i]);
+        float *row = s->Q + (size_t)i * (s->d + 1);
+        item_repr(s, i, id, row, &row[s->d]);
         if (s->ids && !id)
-            s->qb[i] += prior;
+            row[s->d] += prior;
     }
 }
 
@@ -385,8 +387,9 @@ static sq_status hy_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t 
     const uint32_t d = s->d;
     for (uint32_t b = 0; b < B; b++) {
         const sq_seq *q = &seqs[b];
-        float *p = U + (size_t)b * d;
+        float *p = U + (size_t)b * (d + 1);
         memset(p, 0, d * sizeof *p);
+        p[d] = 1.0f; /* takes the item's bias */
         if (s->ids && q->user < s->nu && s->user_seen[q->user])
             memcpy(p, s->E_user + (size_t)q->user * d, d * sizeof *p);
         uint32_t col[64];
@@ -405,7 +408,7 @@ static sq_status hy_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t 
         for (uint32_t e = q->n; e-- > 0 && seen < used;) {
             if (q->items[e] >= s->ni)
                 continue;
-            const float *qe = s->Q + (size_t)q->items[e] * d;
+            const float *qe = s->Q + (size_t)q->items[e] * (d + 1);
             for (uint32_t c = 0; c < d; c++)
                 p[c] += w * qe[c];
             seen++;
@@ -416,7 +419,7 @@ static sq_status hy_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t 
 
 static const float *hy_item_vectors(const sq_model *m, uint32_t *dim) {
     const hy_state *s = m->impl;
-    *dim = s->d;
+    *dim = s->d + 1;
     return s->Q;
 }
 
@@ -425,14 +428,13 @@ static sq_status hy_score(const sq_model *m, const sq_seq *seqs, uint32_t B, flo
     const hy_state *s = m->impl;
     if (B == 0)
         return SQ_OK;
-    float *U = sq_arena_alloc(a, (size_t)B * s->d * sizeof *U);
+    const int K = (int)s->d + 1;
+    float *U = sq_arena_alloc(a, (size_t)B * K * sizeof *U);
     if (!U)
         return sq_errorf(err, SQ_ERR_NOMEM, "hybrid: scoring arena too small");
     hy_seq_vectors(m, seqs, B, U, a, err);
-    for (uint32_t b = 0; b < B; b++)
-        memcpy(out + (size_t)b * s->ni, s->qb, s->ni * sizeof *out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)s->ni, (int)s->d, 1.0f, U,
-                (int)s->d, s->Q, (int)s->d, 1.0f, out, (int)s->ni);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)s->ni, K, 1.0f, U, K, s->Q, K,
+                0.0f, out, (int)s->ni);
     return SQ_OK;
 }
 
@@ -679,7 +681,7 @@ static sq_status hy_load(sq_model *m, const sq_sqm *f, sq_error *err) {
 static size_t hy_scratch(const sq_model *m, uint32_t B, uint32_t T) {
     (void)T;
     const hy_state *s = m->impl;
-    return (size_t)B * s->d * sizeof(float) + (1u << 16);
+    return (size_t)B * (s->d + 1) * sizeof(float) + (1u << 16);
 }
 
 static void hy_destroy(sq_model *m) {
@@ -694,7 +696,6 @@ static void hy_destroy(sq_model *m) {
     sq_free(s->item_seen);
     sq_free(s->user_seen);
     sq_free(s->Q);
-    sq_free(s->qb);
     sq_free(s);
     m->impl = NULL;
 }

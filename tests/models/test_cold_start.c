@@ -250,6 +250,21 @@ static void test_save_load_exact(void **state) {
         sq_arena_reset(ar);
         assert_int_equal(sq_model_score(l, q, 2, b, ar, &err), SQ_OK);
         assert_memory_equal(a, b, 2 * ni * sizeof *a);
+        if (l->ops->seq_vectors) { /* the hybrid's vectors give its scores, bias included */
+            uint32_t dim;
+            const float *Y = l->ops->item_vectors(l, &dim);
+            float *v = malloc(2 * dim * sizeof *v);
+            sq_arena_reset(ar);
+            assert_int_equal(l->ops->seq_vectors(l, q, 2, v, ar, &err), SQ_OK);
+            for (uint32_t r = 0; r < 2; r++)
+                for (uint32_t i = 0; i < ni; i++) {
+                    double dot = 0;
+                    for (uint32_t c = 0; c < dim; c++)
+                        dot += (double)v[r * dim + c] * Y[(size_t)i * dim + c];
+                    assert_float_equal(dot, b[r * ni + i], 1e-4 * (1 + fabs(dot)));
+                }
+            free(v);
+        }
         float mx = a[0], mn = a[0];
         for (uint32_t i = 0; i < ni; i++)
             mx = a[i] > mx ? a[i] : mx, mn = a[i] < mn ? a[i] : mn;
