@@ -237,7 +237,9 @@ typedef enum {
     SQ_SPLIT_LOO = 0,
     SQ_SPLIT_TEMPORAL,
     SQ_SPLIT_KFOLD,
-    SQ_SPLIT_SESSIONS
+    SQ_SPLIT_SESSIONS,
+    SQ_SPLIT_COLD_ITEMS,
+    SQ_SPLIT_COLD_USERS
 } sq_split_kind;
 
 /* A split is a view: for each user u with sequence length n_u, positions [0, train_end[u]) are
@@ -256,7 +258,21 @@ typedef struct {
                        sequence's own items stay candidates); 0: as sq_evaluate says */
     uint8_t *seen;  /* [n_items] 1 for an item with a training event, or NULL; when set,
                        evaluated sequences leave out the events of unseen items */
+    /* Cold start (NULL for the other kinds). item_cold: items held out of training entirely:
+     * their events are neither inputs nor targets of training, whatever their position, and
+     * models skip them when they read training events (sq_split_trains_on). user_cold: users
+     * held out of training (train_end 0); evaluation scores them as users the model never saw
+     * (sq_seq.user UINT32_MAX), from their attributes and first events. */
+    uint8_t *item_cold; /* [n_items] 1: held out */
+    uint8_t *user_cold; /* [n_users] 1: held out */
+    uint32_t n_items;   /* size of item_cold */
+    uint32_t n_cold;    /* items (cold_items) or users (cold_users) held out */
 } sq_split;
+
+/* Whether an event on `item` may be trained on (not a held-out item). */
+static inline int sq_split_trains_on(const sq_split *s, uint32_t item) {
+    return !s->item_cold || !s->item_cold[item];
+}
 
 /* Leave-one-out: last event test, the one before validation, the rest training. Users with
  * fewer than 3 events keep all of them for training (as in SASRec's data_partition). */
@@ -282,10 +298,27 @@ sq_status sq_split_kfold(const sq_dataset *d, uint32_t k, uint32_t fold, uint64_
  * SQ_ERR_NOMEM. */
 sq_status sq_split_sessions(const sq_dataset *d, double test_days, double valid_days, sq_split *s,
                             sq_error *err);
+/* Cold items: a seeded share of the items (at least one) is held out. Per user, training and
+ * validation are leave-one-out over the user's other ("warm") events: the last warm event is
+ * validation (train_end its position, valid_end one past it), the warm events before it train;
+ * a user with fewer than 3 warm events trains on all of them. Test (what sq_evaluate does with
+ * item_cold): every held-out item the user had, predicted from all the user's warm events
+ * (LightFM's cold-start setting; users without a warm event are not tested).
+ * Errors: SQ_ERR_ARG for share outside (0, 1). */
+sq_status sq_split_cold_items(const sq_dataset *d, double share, uint64_t seed, sq_split *s,
+                              sq_error *err);
+/* Cold users: a seeded share of the users with more than n_first events is held out
+ * (train_end 0, valid_end n_first): each is represented by their attributes and first n_first
+ * events, and test is all their later events. Every other user trains on all but the last
+ * event, which is validation. Errors: SQ_ERR_ARG for share outside (0, 1) or n_first 0. */
+sq_status sq_split_cold_users(const sq_dataset *d, double share, uint32_t n_first, uint64_t seed,
+                              sq_split *s, sq_error *err);
 void sq_split_free(sq_split *s);
 /* A split by protocol name: "loo", "temporal" (valid 0.1, test 0.1 of the time range's
- * events), "kfold" (5 folds, `fold` held out), "sessions" (7 test days, 7 validation days).
- * Errors: SQ_ERR_ARG for another name. */
+ * events), "kfold" (5 folds, `fold` held out), "sessions" (7 test days, 7 validation days),
+ * "cold_items" (10 % of the items held out; "cold_items:0.2" another share), "cold_users"
+ * (10 % of the users, represented by their first event; "cold_users:0.2:3" another share and
+ * their first 3 events). Errors: SQ_ERR_ARG for another name or a malformed share. */
 sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold, uint64_t seed,
                         sq_split *s, sq_error *err);
 

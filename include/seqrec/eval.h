@@ -100,6 +100,8 @@ typedef struct {
     uint32_t max_users; /* evaluate at most this many users (an even spread); 0: all */
     uint32_t bootstrap; /* resamples for the 95 % intervals; 0: none */
     uint32_t batch;     /* users scored per call; 0: 256 */
+    int cold_only;      /* cold_items split: rank among the held-out items only (the others
+                           are not candidates) instead of among all items */
     uint64_t seed;
     sq_reporter reporter;
 } sq_eval_opts;
@@ -118,6 +120,10 @@ typedef struct {
 /* Scores every user that has targets in the chosen part and accumulates the metrics. A target
  * at position p is predicted from the user's events [0, p) (never from later ones); with
  * several targets (temporal splits) all are predicted from [0, first target).
+ * Cold-start splits: under cold_items the held-out items are never inputs; a test's targets
+ * are every held-out item of the user, predicted from all the user's other events (through
+ * valid_end). Under cold_users the held-out users are scored as unknown users (sq_seq.user
+ * UINT32_MAX) and left out of validation. Errors: SQ_ERR_ARG (cold_only without cold_items).
  * Errors: SQ_ERR_EMPTY (no user has a target), SQ_ERR_NOMEM, and the model's own. */
 sq_status sq_evaluate(const struct sq_model *m, const sq_dataset *d, const sq_split *s,
                       const sq_eval_opts *o, sq_eval_result *r, sq_error *err);

@@ -26,19 +26,8 @@ static int parse_k(const char *s, sq_eval_opts *o) {
     return o->n_k ? 0 : -1;
 }
 
-static void print_json(const char *model, const sq_eval_result *r, const char *protocol,
-                       const sq_eval_opts *o, const sq_task_eval *te, const sq_dataset *d) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "model", model); /* names the result on the dashboard */
-    cJSON_AddStringToObject(j, "protocol", protocol);
-    cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
-    if (o->sampled)
-        cJSON_AddNumberToObject(j, "sampled_negatives", o->sampled);
-    cJSON_AddStringToObject(j, "history", o->keep_history ? "kept" : "excluded");
-    cJSON_AddStringToObject(j, "part", o->part == SQ_EVAL_TEST ? "test" : "valid");
-    cJSON *k = cJSON_AddArrayToObject(j, "k");
-    for (int i = 0; i < r->n_k; i++)
-        cJSON_AddItemToArray(k, cJSON_CreateNumber(r->k[i]));
+/* {"hr@10": …, …, "auc": …} and {"hr@10": [lo, hi], …} of one result into j. */
+static void add_metrics(cJSON *j, const sq_eval_result *r) {
     cJSON *m = cJSON_AddObjectToObject(j, "metrics");
     cJSON *ci = cJSON_AddObjectToObject(j, "ci95");
     for (int i = 0; i < r->n_k; i++)
@@ -54,12 +43,35 @@ static void print_json(const char *model, const sq_eval_result *r, const char *p
     cJSON *pair = cJSON_AddArrayToObject(ci, "auc");
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.lo));
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.hi));
+}
+
+static void print_json(const char *model, const sq_eval_result *r, const char *protocol,
+                       const sq_eval_opts *o, const sq_task_eval *te, const sq_dataset *d,
+                       const sq_eval_result *cold) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model); /* names the result on the dashboard */
+    cJSON_AddStringToObject(j, "protocol", protocol);
+    cJSON_AddStringToObject(j, "ranking", o->sampled ? "sampled" : "full");
+    if (o->sampled)
+        cJSON_AddNumberToObject(j, "sampled_negatives", o->sampled);
+    cJSON_AddStringToObject(j, "history", o->keep_history ? "kept" : "excluded");
+    cJSON_AddStringToObject(j, "part", o->part == SQ_EVAL_TEST ? "test" : "valid");
+    cJSON *k = cJSON_AddArrayToObject(j, "k");
+    for (int i = 0; i < r->n_k; i++)
+        cJSON_AddItemToArray(k, cJSON_CreateNumber(r->k[i]));
+    add_metrics(j, r);
     cJSON_AddNumberToObject(j, "users", (double)r->users);
     cJSON_AddNumberToObject(j, "targets", (double)r->targets);
     cJSON_AddNumberToObject(j, "candidates", (double)r->candidates);
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     if (te)
         cJSON_AddItemToObject(j, "tasks", sq_cli_tasks_json(te, d));
+    if (cold) { /* cold_items: the same targets ranked among the held-out items only */
+        cJSON *c = cJSON_AddObjectToObject(j, "cold_only");
+        add_metrics(c, cold);
+        cJSON_AddNumberToObject(c, "users", (double)cold->users);
+        cJSON_AddNumberToObject(c, "candidates", (double)cold->candidates);
+    }
     char *s = cJSON_PrintUnformatted(j);
     puts(s);
     cJSON_free(s);
@@ -69,7 +81,9 @@ static void print_json(const char *model, const sq_eval_result *r, const char *p
 static void print_text(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
     printf("protocol %s, %s ranking%s, history %s, %s targets, %llu users, %llu candidates\n",
            protocol, o->sampled ? "SAMPLED" : "full",
-           o->sampled ? " (target + sampled negatives)" : " over all items",
+           o->sampled     ? " (target + sampled negatives)"
+           : o->cold_only ? " among the held-out items only"
+                          : " over all items",
            o->keep_history ? "kept" : "excluded", o->part == SQ_EVAL_TEST ? "test" : "validation",
            (unsigned long long)r->users, (unsigned long long)r->candidates);
     printf("%-6s", "K");
@@ -98,7 +112,10 @@ int cmd_eval(int argc, char **argv) {
     double test_days = 0, valid_days = 0;
     const sq_opt opts[] = {
         {"protocol", OPT_STR, &protocol, "P",
-         "loo, temporal, kfold or sessions (default: the one the model was trained with)", 0, 0},
+         "loo, temporal, kfold, sessions (SR-GNN's: by session time), cold_items[:SHARE] (10% of "
+         "items held out; also ranked among themselves) or cold_users[:SHARE[:FIRST]] (10% of "
+         "users, from their first event) (default: the one the model was trained with)",
+         0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold", 0, 0},
         {"test-days", OPT_DOUBLE, &test_days, "D",
          "sessions: test on the sessions of the last D days (default: as trained, else 7)", 0, 0},
@@ -112,7 +129,10 @@ int cmd_eval(int argc, char **argv) {
         {"part", OPT_STR, &part, "P", "test (default) or valid", 0, 0},
         {"bootstrap", OPT_U64, &boot, "R", "resamples for 95% intervals (default 1000)", 0, 0},
         {"max-users", OPT_U64, &max_users, "N", "evaluate an even spread of N users", 0, 0},
-        {"seed", OPT_U64, &seed, "S", "seed of bootstrap and sampling", 0, 0},
+        {"seed", OPT_U64, &seed, "S",
+         "seed of bootstrap and sampling (and of the split, unless the model's protocol: that "
+         "split is drawn with the seed it was trained with)",
+         0, 0},
         {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
@@ -154,15 +174,26 @@ int cmd_eval(int argc, char **argv) {
     sq_dataset *d = NULL;
     sq_model *m = NULL;
     sq_split split = {0};
-    sq_eval_result r;
+    sq_eval_result r, rc_cold;
     sq_task_eval te;
     int ret = 1, has_tasks = 0;
     if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
         goto done;
+    const char *trained = sq_config_get(m->cfg, "protocol");
     if (!protocol)
-        protocol = sq_config_get(m->cfg, "protocol");
-    if (!protocol)
-        protocol = "loo";
+        protocol = trained ? trained : "loo";
+    /* the split the model was trained on: the same protocol is drawn with the training seed
+     * (which items or users were held out, which fold) */
+    uint64_t split_seed = seed;
+    const char *ss = sq_config_get(m->cfg, "split_seed");
+    if (ss && trained && !strcmp(trained, protocol))
+        split_seed = strtoull(ss, NULL, 10);
+    if (!strncmp(protocol, "cold_", 5) && (!trained || strcmp(trained, protocol)))
+        fprintf(stderr,
+                "seqrec eval: warning: the model was trained with protocol '%s', not '%s': it "
+                "has seen the held-out %s\n",
+                trained ? trained : "loo", protocol,
+                strncmp(protocol, "cold_items", 10) ? "users" : "items");
     if (!strcmp(protocol, "sessions")) {
         const char *td = sq_config_get(m->cfg, "test_days"),
                    *vd = sq_config_get(m->cfg, "valid_days");
@@ -176,16 +207,23 @@ int cmd_eval(int argc, char **argv) {
     } else if (test_days > 0 || valid_days > 0) {
         sq_errorf(&err, SQ_ERR_ARG, "--test-days and --valid-days go with --protocol sessions");
         goto done;
-    } else if (sq_split_make(d, protocol, (uint32_t)fold, seed, &split, &err))
+    } else if (sq_split_make(d, protocol, (uint32_t)fold, split_seed, &split, &err))
         goto done;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;
+    const int cold = split.item_cold && o.part == SQ_EVAL_TEST && !o.sampled;
+    if (cold) {
+        sq_eval_opts oc = o;
+        oc.cold_only = 1;
+        if (sq_evaluate(m, d, &split, &oc, &rc_cold, &err))
+            goto done;
+    }
     if ((has_tasks = sq_model_tasks(m, NULL) != 0) &&
         sq_evaluate_tasks(m, d, &split, &o, &te, &err))
         goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {
-        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d);
+        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL);
     } else {
         print_text(&r, protocol, &o);
         if (split.per_target)
@@ -193,6 +231,11 @@ int cmd_eval(int argc, char **argv) {
                    "each session (items unseen in training dropped); P@K in SR-GNN's sense is "
                    "hr@K, MRR@K is cut at K\n",
                    (unsigned long long)r.targets);
+        if (cold) {
+            sq_eval_opts oc = o;
+            oc.cold_only = 1;
+            print_text(&rc_cold, protocol, &oc);
+        }
         if (has_tasks)
             sq_cli_tasks_print(&te, d);
     }

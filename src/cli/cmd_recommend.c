@@ -154,12 +154,67 @@ static sq_status objective_scores(const sq_model *m, const sq_dataset *d, const 
     return rc;
 }
 
+/* A user who is not in the dataset: the events `list` (comma-separated external item ids,
+ * oldest first) and attributes "field=value" into items / attrs (n_user_attrs values,
+ * UINT32_MAX where not given). Errors name the unknown item, field or value. */
+static sq_status new_user(const sq_dataset *d, const char *list, const char *const *av, int nav,
+                          uint32_t *items, uint32_t cap, uint32_t *n, uint32_t *attrs,
+                          sq_error *err) {
+    *n = 0;
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        uint32_t id = sq_data_find_item(d, p, len);
+        if (id == UINT32_MAX)
+            return sq_errorf(err, SQ_ERR_NOTFOUND, "--items: item '%.*s' is not in the dataset",
+                             (int)len, p);
+        if (*n == cap)
+            return sq_errorf(err, SQ_ERR_LIMIT, "--items: more than %u items", cap);
+        items[(*n)++] = id;
+        p = e ? e + 1 : p + len;
+    }
+    const uint32_t na = sq_data_info_of(d)->n_user_attrs;
+    for (uint32_t k = 0; k < na; k++)
+        attrs[k] = UINT32_MAX;
+    for (int a = 0; a < nav; a++) {
+        const char *eq = strchr(av[a], '=');
+        if (!eq)
+            return sq_errorf(err, SQ_ERR_ARG, "--attr '%s': expected FIELD=VALUE", av[a]);
+        size_t fl = (size_t)(eq - av[a]);
+        uint32_t k = 0;
+        while (k < na && (strlen(sq_data_user_attr_name(d, k)) != fl ||
+                          strncmp(sq_data_user_attr_name(d, k), av[a], fl)))
+            k++;
+        if (k == na)
+            return sq_errorf(err, SQ_ERR_NOTFOUND,
+                             "--attr: the dataset has no user attribute '%.*s'", (int)fl, av[a]);
+        uint32_t v = 0, size = sq_data_user_attr_size(d, k);
+        while (v < size && strcmp(sq_data_user_attr_value(d, k, v), eq + 1))
+            v++;
+        if (v == size)
+            return sq_errorf(err, SQ_ERR_NOTFOUND,
+                             "--attr: '%s' is not a value of '%s' in the data", eq + 1,
+                             sq_data_user_attr_name(d, k));
+        attrs[k] = v;
+    }
+    return SQ_OK;
+}
+
 static int run(int argc, char **argv, int similar) {
     const char *pos[2], *who = NULL, *score_kind = "dot", *objective = "next_item";
-    int npos = 0, json = 0, keep = 0, explain = 0;
+    const char *new_items = NULL, *attr_args[64];
+    int npos = 0, json = 0, keep = 0, explain = 0, nattr = 0;
     uint64_t k = 10;
     const sq_opt rec_opts[] = {
-        {"user", OPT_STR, &who, "ID", "the user (external id as in the input log)", 0, 0},
+        {"user", OPT_STR, &who, "ID",
+         "the user (external id as in the input log); absent or unknown with --items/--attr: "
+         "a new user",
+         0, 0},
+        {"items", OPT_STR, &new_items, "LIST",
+         "a new user's first items, oldest first (comma-separated external ids)", 0, 0},
+        {"attr", OPT_MULTI, attr_args, "FIELD=VALUE",
+         "a new user's attribute (repeatable; e.g. gender=F), for models that use them (hybrid)",
+         &nattr, 64},
         {"k", OPT_U64, &k, "K", "how many (default 10)", 0, 0},
         {"keep-history", OPT_FLAG, &keep, NULL, "also recommend items the user already had", 0, 0},
         {"score", OPT_STR, &score_kind, "S", "dot (the model's scores, default) or cosine", 0, 0},
@@ -189,7 +244,7 @@ static int run(int argc, char **argv, int similar) {
                 : "Top-k items for a user from their whole history; items they already had are "
                   "excluded.",
         similar ? sim_opts : rec_opts,
-        similar ? 4 : 7,
+        similar ? 4 : 9,
         pos,
         2,
         2,
@@ -198,7 +253,8 @@ static int run(int argc, char **argv, int similar) {
     if (rc)
         return rc == 1 ? 0 : 2;
     const char *cmd = similar ? "similar" : "recommend";
-    if (!who || k < 1 || k > 10000) {
+    const int is_new = !similar && (new_items || nattr);
+    if ((!who && !is_new) || k < 1 || k > 10000) {
         fprintf(stderr, "seqrec %s: %s ID is required and -k must be 1..10000\n", cmd,
                 similar ? "--item" : "--user");
         return 2;
@@ -221,7 +277,7 @@ static int run(int argc, char **argv, int similar) {
     sq_dataset *d = NULL;
     sq_model *m = NULL;
     float *scores = NULL, *vals = NULL, *u = NULL, *prob = NULL;
-    uint32_t *ids = NULL;
+    uint32_t *ids = NULL, *new_seq = NULL, *new_attrs = NULL;
     sq_arena *a = NULL;
     int ret = 1;
     if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
@@ -237,6 +293,19 @@ static int run(int argc, char **argv, int similar) {
         }
         one = id;
         q = (sq_seq){.items = &one, .n = 1, .user = UINT32_MAX};
+    } else if (is_new && (!who || sq_data_find_user(d, who, strlen(who)) == UINT32_MAX)) {
+        /* a new user: the path cold_users evaluates (no id; attributes and first events) */
+        if (!(new_seq = sq_mallocn(4096, sizeof *new_seq)) ||
+            !(new_attrs = sq_mallocn(sq_data_info_of(d)->n_user_attrs + 1, sizeof *new_attrs))) {
+            sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        uint32_t nn = 0;
+        if (new_user(d, new_items, attr_args, nattr, new_seq, 4096, &nn, new_attrs, &err))
+            goto done;
+        q = (sq_seq){.items = new_seq, .n = nn, .user = UINT32_MAX, .attrs = new_attrs};
+        if (!who)
+            who = "(new user)";
     } else {
         id = sq_data_find_user(d, who, strlen(who));
         if (id == UINT32_MAX) {
@@ -315,6 +384,8 @@ done:
     sq_free(vals);
     sq_free(prob);
     sq_free(u);
+    sq_free(new_seq);
+    sq_free(new_attrs);
     sq_arena_free(a);
     sq_model_free(m);
     sq_data_close(d);

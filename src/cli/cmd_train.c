@@ -29,7 +29,10 @@ int cmd_train(int argc, char **argv) {
          "(docs/multitask.md)",
          0, 0},
         {"protocol", OPT_STR, &protocol, "P",
-         "split: loo (default), temporal, kfold, sessions (SR-GNN's: by session time)", 0, 0},
+         "split: loo (default), temporal, kfold, sessions (SR-GNN's: by session time), "
+         "cold_items[:SHARE] (10% of items never trained on), cold_users[:SHARE[:FIRST]] (10% of "
+         "users never trained on, seen by their first event)",
+         0, 0},
         {"fold", OPT_U64, &fold, "F", "kfold: the held-out fold (default 0)", 0, 0},
         {"test-days", OPT_DOUBLE, &test_days, "D",
          "sessions: the sessions of the last D days are the test set (default 7)", 0, 0},
@@ -77,7 +80,10 @@ int cmd_train(int argc, char **argv) {
     for (int i = 0; i < nsets; i++)
         if (sq_config_set_arg(cfg, sets[i], &err))
             goto fail;
+    char seedbuf[32];
+    snprintf(seedbuf, sizeof seedbuf, "%llu", (unsigned long long)seed);
     if (sq_config_set(cfg, "protocol", protocol, &err) ||
+        sq_config_set(cfg, "split_seed", seedbuf, &err) ||
         (tasks && sq_config_set(cfg, "tasks", tasks, &err)))
         goto fail;
     if (sq_data_open(&d, pos[0], &err))

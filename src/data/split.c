@@ -41,8 +41,11 @@ void sq_split_free(sq_split *s) {
     sq_free(s->train_end);
     sq_free(s->valid_end);
     sq_free(s->seen);
+    sq_free(s->item_cold);
+    sq_free(s->user_cold);
     s->train_end = s->valid_end = NULL;
     s->seen = NULL;
+    s->item_cold = s->user_cold = NULL;
 }
 
 /* ===================================== Leave-one-out ====================================== */

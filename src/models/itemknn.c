@@ -83,7 +83,7 @@ static sq_status knn_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
     for (uint32_t u = 0; u < nu; u++) {
         uoff[u] = w;
         for (uint64_t e = off[u]; e < off[u] + sp->train_end[u]; e++)
-            if (mark[items[e]] != u) {
+            if (mark[items[e]] != u && sq_split_trains_on(sp, items[e])) {
                 mark[items[e]] = u;
                 uitems[w++] = items[e];
                 ioff[items[e] + 1]++;

@@ -14,11 +14,13 @@ extern const sq_model_ops sq_model_lstm_ops;
 extern const sq_model_ops sq_model_caser_ops;
 extern const sq_model_ops sq_model_bprmf_ops;
 extern const sq_model_ops sq_model_srgnn_ops;
+extern const sq_model_ops sq_model_content_ops;
+extern const sq_model_ops sq_model_hybrid_ops;
 
 static const sq_model_ops *const kinds[] = {
-    &sq_model_pop_ops,  &sq_model_itemknn_ops, &sq_model_bprmf_ops,  &sq_model_gru4rec_ops,
-    &sq_model_lstm_ops, &sq_model_caser_ops,   &sq_model_sasrec_ops,
-    &sq_model_srgnn_ops, NULL};
+    &sq_model_pop_ops,    &sq_model_itemknn_ops, &sq_model_bprmf_ops,   &sq_model_gru4rec_ops,
+    &sq_model_lstm_ops,   &sq_model_caser_ops,   &sq_model_sasrec_ops,  &sq_model_srgnn_ops,
+    &sq_model_content_ops, &sq_model_hybrid_ops, NULL};
 
 const sq_model_ops *const *sq_model_kinds(void) {
     return kinds;

@@ -1,6 +1,8 @@
 /* pop.c — popularity: every user gets the items with the most training events, counted over
  * the whole training period or, with `window_days`, over its last days ("recent" popularity).
- * The baseline every other model must beat. Config: window_days (0 = all time). */
+ * The baseline every other model must beat. Items held out by a cold_items split are never
+ * counted: they score 0, below every item with a training event. Config: window_days (0 = all
+ * time). */
 #include "seqrec/model.h"
 
 #include <math.h>
@@ -49,7 +51,7 @@ static sq_status pop_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,
     memset(s->score, 0, m->info.n_items * sizeof *s->score);
     for (uint32_t u = 0; u < m->info.n_users; u++)
         for (uint64_t e = off[u]; e < off[u] + sp->train_end[u]; e++)
-            if (ts[e] >= t_from)
+            if (ts[e] >= t_from && sq_split_trains_on(sp, items[e]))
                 s->score[items[e]] += 1.0f;
     return SQ_OK;
 }

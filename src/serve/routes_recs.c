@@ -143,6 +143,11 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
                 .values = v.values,
                 .n = v.n,
                 .user = v.uid,
+                /* a dataset user's attributes (the hybrid model uses them); a new user has
+                 * none: their posted events are their representation, as cold_users */
+                .attrs = v.uid != UINT32_MAX && s->info->n_user_attrs && sq_data_user_attrs(s->d)
+                             ? sq_data_user_attrs(s->d) + (size_t)v.uid * s->info->n_user_attrs
+                             : NULL,
                 .req_scene = scene < s->info->n_scenes ? &req_scene : NULL},
         .vec = v.vec && v.vec_version == vec_key(vi, sm->version) ? v.vec : NULL,
         .extras = extras,

@@ -10,7 +10,8 @@ sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_s
     const sq_data_info *info = sq_data_info_of(d);
     memset(s, 0, sizeof *s);
     s->n_items = info->n_items;
-    if (s->n_items == 0)
+    s->skip = sp->item_cold;
+    if (s->n_items == 0 || (sp->item_cold && sp->n_cold >= s->n_items))
         return sq_errorf(err, SQ_ERR_EMPTY, "no items to sample negatives from");
     if (!pop)
         return SQ_OK;
@@ -22,10 +23,11 @@ sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_s
     for (uint32_t u = 0; u < info->n_users; u++)
         for (uint32_t k = 0; k < sp->train_end[u]; k++)
             s->cum[items[off[u] + k]]++;
-    /* +1 smoothing: an item never seen in training can still be drawn, rarely. */
+    /* +1 smoothing: an item never seen in training can still be drawn, rarely (never a
+     * held-out one: its count stays 0). */
     uint64_t acc = 0;
     for (uint32_t i = 0; i < s->n_items; i++) {
-        acc += s->cum[i] + 1;
+        acc += sq_split_trains_on(sp, i) ? s->cum[i] + 1 : 0;
         s->cum[i] = acc;
     }
     s->logq = sq_mallocn(s->n_items, sizeof *s->logq);
@@ -33,8 +35,10 @@ sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_s
         sq_neg_sampler_free(s);
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory for the negative sampler");
     }
-    for (uint32_t i = 0; i < s->n_items; i++)
-        s->logq[i] = (float)log((double)(s->cum[i] - (i ? s->cum[i - 1] : 0)) / (double)acc);
+    for (uint32_t i = 0; i < s->n_items; i++) { /* a held-out item: as if drawn once */
+        uint64_t c = s->cum[i] - (i ? s->cum[i - 1] : 0);
+        s->logq[i] = (float)log((double)(c ? c : 1) / (double)acc);
+    }
     return SQ_OK;
 }
 
@@ -64,6 +68,9 @@ static uint32_t draw_once(const sq_neg_sampler *s, sq_rng *rng) {
 uint32_t sq_neg_draw(const sq_neg_sampler *s, sq_rng *rng, uint32_t avoid) {
     uint32_t it = draw_once(s, rng);
     for (int tries = 0; it == avoid && s->n_items > 1 && tries < 32; tries++)
+        it = draw_once(s, rng);
+    /* uniform draws skip held-out items (popularity draws never reach them) */
+    while (s->skip && s->skip[it])
         it = draw_once(s, rng);
     return it;
 }

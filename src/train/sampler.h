@@ -7,11 +7,13 @@
 
 typedef struct {
     uint32_t n_items;
-    uint64_t *cum; /* pop: cum[i] = training events of items 0..i; NULL: uniform */
-    float *logq;   /* pop: log of each item's probability of being drawn; NULL: uniform */
+    uint64_t *cum;       /* pop: cum[i] = training events of items 0..i; NULL: uniform */
+    float *logq;         /* pop: log of each item's probability of being drawn; NULL: uniform */
+    const uint8_t *skip; /* items never drawn (a cold_items split's held-out items), or NULL */
 } sq_neg_sampler;
 
-/* pop = 0: uniform; 1: by training popularity (events before each user's train_end). */
+/* pop = 0: uniform; 1: by training popularity (events before each user's train_end). Items
+ * held out by the split (item_cold) are never drawn. */
 sq_status sq_neg_sampler_init(sq_neg_sampler *s, const sq_dataset *d, const sq_split *sp, int pop,
                               sq_error *err);
 void sq_neg_sampler_free(sq_neg_sampler *s);

@@ -67,6 +67,35 @@ sq_status sq_train_opts_from_config(sq_config *cfg, sq_train_opts *o, sq_error *
     return SQ_OK;
 }
 
+/* Under a cold_items split: the same window over the user's events on items that may be
+ * trained on (held-out items skipped wherever they stand). ev is the input event's index; the
+ * target is the next kept event, not necessarily index + 1. */
+static void fill_row_warm(const sq_dataset *d, const sq_split *s, uint32_t u, uint32_t T,
+                          uint32_t *in, uint32_t *tg, uint8_t *beh, uint64_t *ev) {
+    memset(in, 0, T * sizeof *in);
+    memset(tg, 0, T * sizeof *tg);
+    memset(beh, 0, T);
+    for (uint32_t t = 0; t < T; t++)
+        ev[t] = UINT64_MAX;
+    const uint64_t base = sq_data_offsets(d)[u];
+    const uint32_t *items = sq_data_items(d) + base;
+    const uint8_t *b = sq_data_behaviours(d) + base;
+    /* walk back from train_end, filling targets right to left */
+    uint32_t slot = T, next = UINT32_MAX; /* next: the kept position after p */
+    for (uint32_t p = s->train_end[u]; p-- > 0 && slot > 0;) {
+        if (!sq_split_trains_on(s, items[p]))
+            continue;
+        if (next != UINT32_MAX) {
+            slot--;
+            in[slot] = items[p] + 1;
+            tg[slot] = items[next] + 1;
+            beh[slot] = b[p];
+            ev[slot] = base + p;
+        }
+        next = p;
+    }
+}
+
 /* Fills row b of a batch with user u's training window: inputs are the events before each
  * target, targets the training events from position 1 on, the last T of them, left-padded. */
 static void fill_row(const sq_dataset *d, uint32_t u, uint32_t train_end, uint32_t T, uint32_t *in,
@@ -196,9 +225,21 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
-    for (uint32_t u = 0; u < nu; u++)
-        if (s->train_end[u] >= 2)
+    if (s->item_cold && sq_model_tasks(m, NULL)) {
+        rc = sq_errorf(err, SQ_ERR_ARG,
+                       "multi-task models are not trained under cold_items (their targets are "
+                       "the next event, which may be a held-out item's)");
+        goto done;
+    }
+    const uint64_t *uoff = sq_data_offsets(d);
+    const uint32_t *uitems = sq_data_items(d);
+    for (uint32_t u = 0; u < nu; u++) {
+        uint32_t warm = 0;
+        for (uint32_t p = 0; p < s->train_end[u] && warm < 2; p++)
+            warm += sq_split_trains_on(s, uitems[uoff[u] + p]);
+        if (warm >= 2)
             users[n_users++] = u;
+    }
     if (n_users == 0) {
         rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has two training events");
         goto done;
@@ -237,8 +278,12 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             uint32_t nb = n_users - start < B ? n_users - start : B;
             for (uint32_t b = 0; b < nb; b++) {
                 ub[b] = users[start + b];
-                fill_row(d, ub[b], s->train_end[ub[b]], T, in + (size_t)b * T, tg + (size_t)b * T,
-                         beh + (size_t)b * T, ev + (size_t)b * T);
+                if (s->item_cold)
+                    fill_row_warm(d, s, ub[b], T, in + (size_t)b * T, tg + (size_t)b * T,
+                                  beh + (size_t)b * T, ev + (size_t)b * T);
+                else
+                    fill_row(d, ub[b], s->train_end[ub[b]], T, in + (size_t)b * T,
+                             tg + (size_t)b * T, beh + (size_t)b * T, ev + (size_t)b * T);
             }
             if (K)
                 sq_neg_fill(&sampler, &rng, tg, nb, T, K, negs);
