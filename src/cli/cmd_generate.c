@@ -2,9 +2,12 @@
 #include "cli/cli.h"
 #include "seqrec/data.h"
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
 int cmd_generate(int argc, char **argv) {
     const char *pos[1];
-    int npos = 0, quiet = 0, gz = 0;
+    int npos = 0, quiet = 0, gz = 0, json = 0;
     uint64_t users = 1000, items = 500, events = 20000, clusters = 0, scenes = 0, seed = 1;
     const char *out = NULL, *format = "auto", *behaviours = NULL;
     const sq_opt opts[] = {
@@ -20,6 +23,8 @@ int cmd_generate(int argc, char **argv) {
          "csv|tsv|jsonl|movielens|recbole|plain (default: from the file name)", 0, 0},
         {"gzip", OPT_FLAG, &gz, NULL, "gzip the output (implied by a .gz name)", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
+        {"json", OPT_FLAG, &json, NULL,
+         "print what was written as one JSON object (implies --quiet)", 0, 0},
     };
     sq_cli_spec spec = {
         "seqrec generate --users N --items M --events E [options] -o log.csv",
@@ -57,11 +62,26 @@ int cmd_generate(int argc, char **argv) {
     g.scenes = (uint32_t)scenes;
     g.seed = seed;
     g.gzip = gz;
-    g.reporter = sq_cli_reporter_init(&cr, quiet);
+    g.reporter = sq_cli_reporter_init(&cr, quiet || json);
     sq_error err = {0};
     rc = sq_generate(&g, out, &err) ? sq_cli_fail("generate", &err) : 0;
     sq_progress_bar_done(&cr.bar);
-    if (!rc && !quiet) {
+    if (!rc && json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "output", out);
+        cJSON_AddNumberToObject(o, "users", (double)users);
+        cJSON_AddNumberToObject(o, "items", (double)items);
+        cJSON_AddNumberToObject(o, "events", (double)events);
+        cJSON_AddNumberToObject(o, "seed", (double)seed);
+        char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (!text) {
+            fprintf(stderr, "seqrec generate: out of memory\n");
+            rc = 1;
+        } else
+            printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
+    } else if (!rc && !quiet) {
         char a[32];
         fprintf(stderr, "wrote %s events -> %s\n", sq_fmt_count(a, sizeof a, events), out);
     }

@@ -26,7 +26,10 @@ S=$($BIN stats --json "$T/g.sqd")
 B=$(echo "$S" | json_get "['behaviours']['view']")
 [ "$B" -gt 0 ] || fail "no views"
 # same seed → identical file; gzip gives the same dataset counts
-$BIN generate -q --users 300 --items 200 --events 6000 --seed 3 -o "$T/g2.csv"
+G=$($BIN generate --json --users 300 --items 200 --events 6000 --seed 3 -o "$T/g2.csv" 2>"$T/g2.err")
+[ "$(echo "$G" | json_get "['events']")" = 6000 ] || fail "generate --json: $G"
+[ "$(echo "$G" | json_get "['output']")" = "$T/g2.csv" ] || fail "generate --json output: $G"
+[ -s "$T/g2.err" ] && fail "generate --json wrote to stderr: $(cat "$T/g2.err")"
 cmp -s "$T/g.csv" "$T/g2.csv" || fail "generator not deterministic"
 gzip -c "$T/g.csv" > "$T/g.csv.gz"
 $BIN ingest -q "$T/g.csv.gz" -o "$T/gz.sqd"
