@@ -105,7 +105,7 @@ sq_status sq_item_enc_forward(const sq_item_enc *e, const sq_params *ps, sq_aren
         acts->h[l + 1] = y;
     }
     if (e->kind == SQ_ITEM_ENC_ID_GRAPH) /* the last output is no layer's input: add in place */
-        add_into(y, E, n);
+        add_into(y + e->C, E + e->C, n - (size_t)e->C); /* row 0 (padding) stays 0 */
     acts->table = y;
     return SQ_OK;
 }
@@ -116,8 +116,9 @@ sq_status sq_item_enc_backward(const sq_item_enc *e, sq_params *ps, sq_arena *a,
     const size_t n = (size_t)e->V * e->C;
     for (uint32_t r = 1; r < (uint32_t)e->V; r++) /* dE is dense over rows 1..n_items */
         sq_param_touch(tab, r);
+    const size_t C = (size_t)e->C; /* row 0 is padding: it gets no gradient, whatever dtable */
     if (e->kind != SQ_ITEM_ENC_GRAPH) /* the identity path of id and id+graph */
-        add_into(tab->grad, dtable, n);
+        add_into(tab->grad + C, dtable + C, n - C);
     if (e->kind == SQ_ITEM_ENC_ID)
         return SQ_OK;
     const float *dy = dtable;
@@ -130,7 +131,7 @@ sq_status sq_item_enc_backward(const sq_item_enc *e, sq_params *ps, sq_arena *a,
             return rc;
         dy = dx;
     }
-    add_into(tab->grad, dy, n);
+    add_into(tab->grad + C, dy + C, n - C);
     return SQ_OK;
 }
 
