@@ -239,8 +239,9 @@ static size_t rnn_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         else
             top += 3 * a64(N * sizeof(float)) + 2 * a64(N * (size_t)K * sizeof(float));
     }
-    if (net->enc.kind != SQ_ITEM_ENC_ID) /* the encoder and dtable */
-        top += sq_item_enc_scratch(&net->enc) + a64((size_t)(net->n_items + 1) * G * sizeof(float));
+    if (net->enc.kind != SQ_ITEM_ENC_ID) /* the encoder (unless cached) and dtable */
+        top += (train || !net->enc.cache ? sq_item_enc_scratch(&net->enc) : 0) +
+               a64((size_t)(net->n_items + 1) * G * sizeof(float));
     return top + (size_t)net->layers * layer + (64u << 10);
 }
 

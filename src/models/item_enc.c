@@ -116,7 +116,7 @@ sq_status sq_item_enc_backward(const sq_item_enc *e, sq_params *ps, sq_arena *a,
     const size_t n = (size_t)e->V * e->C;
     for (uint32_t r = 1; r < (uint32_t)e->V; r++) /* dE is dense over rows 1..n_items */
         sq_param_touch(tab, r);
-    const size_t C = (size_t)e->C; /* row 0 is padding: it gets no gradient, whatever dtable */
+    const size_t C = (size_t)e->C;    /* row 0 is padding: it gets no gradient, whatever dtable */
     if (e->kind != SQ_ITEM_ENC_GRAPH) /* the identity path of id and id+graph */
         add_into(tab->grad + C, dtable + C, n - C);
     if (e->kind == SQ_ITEM_ENC_ID)

@@ -127,7 +127,8 @@ static size_t lgcn_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         k = 1;
     if (T) /* F, two propagation buffers, dF; pos, neg, dpos, dneg per pair */
         return 4 * table + (size_t)B * T * (size_t)k * 4 * sizeof(float) + 4096;
-    return 3 * table + (size_t)B * s->dim * sizeof(float) + 4096; /* propagation, U */
+    const size_t u = (size_t)B * s->dim * sizeof(float) + 4096; /* U */
+    return s->final ? u : 3 * table + u; /* a loaded model scores from its table */
 }
 
 /* ==================================== propagation ====================================== */

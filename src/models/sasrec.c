@@ -201,8 +201,8 @@ static size_t sasrec_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         sq_config_int(m->cfg, "negatives", 1, 1, 4096, &K, NULL);
         n += sq_sasrec_sampled_scratch((int)(B * T), (int)K);
     }
-    if (s->enc.kind != SQ_ITEM_ENC_ID) /* the encoder, the lookup, dtable (+ dh's room) */
-        n += sq_item_enc_scratch(&s->enc) +
+    if (s->enc.kind != SQ_ITEM_ENC_ID) /* the encoder (unless cached), the lookup, dtable */
+        n += (T || !s->enc.cache ? sq_item_enc_scratch(&s->enc) : 0) +
              ((size_t)B * (T ? T : (uint32_t)s->net.cfg.maxlen) + (size_t)s->enc.V) * s->enc.C *
                  sizeof(float) +
              (64u << 10);
