@@ -41,5 +41,8 @@ for variant in $ONLY; do
   rows=$(bench/models.sh --sets "$SETS" --threads "$THREADS" --out "$OUT/$variant" "${args[@]}" \
     ${EXTRA[@]+"${EXTRA[@]}"})
   if [ $header = 1 ]; then echo "$rows" | head -2; header=0; fi
-  echo "$rows" | tail -n +3
+  case "$variant" in # name the encoder in the model cell
+    lightgcn|bpr) echo "$rows" | tail -n +3 ;;
+    *) echo "$rows" | tail -n +3 | sed "s/^\(| [^|]* \)| $SEQ |/\1| $SEQ, item_encoder=$variant |/" ;;
+  esac
 done
