@@ -208,8 +208,8 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
                 .user = u,
                 .ctx = nc ? sq_data_context(d) + b * nc : NULL,
                 .values = sq_data_values(d) ? sq_data_values(d) + b : NULL,
-                .attrs =
-                    na && sq_data_user_attrs(d) ? sq_data_user_attrs(d) + (size_t)u * na : NULL};
+                .attrs = na && sq_data_user_attrs(d) ? sq_data_user_attrs(d) + (size_t)u * na
+                                                     : NULL};
     return s;
 }
 
