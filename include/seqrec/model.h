@@ -68,7 +68,10 @@ typedef struct {
     /* Reads the config (filling in every default so the saved config is complete) and builds
      * the model for m->info: declares and allocates parameters or its own state. */
     sq_status (*init)(sq_model *m, sq_rng *rng, sq_error *err);
-    /* Non-iterative models: learn from the training part of the split. */
+    /* Non-iterative models: learn from the training part of the split. Iterative models may
+     * have one too: sq_train calls it once before the first batch, so that what a model builds
+     * from the training part of the split (LightGCN's user–item graph, the item encoders'
+     * item-transition graph) comes from exactly the split it trains on. */
     sq_status (*fit)(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_reporter *rep,
                      sq_error *err);
     /* Iterative models: forward + backward of one batch; gradients accumulate into m->params

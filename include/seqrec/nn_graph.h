@@ -1,5 +1,6 @@
 /* nn_graph.h — layers over small graphs (SR-GNN's gated graph cell and soft-attention readout,
- * graph attention) and the softmax gate over experts of MMoE / PLE.
+ * graph attention), sparse graph convolution over large graphs (LightGCN, the item encoders),
+ * and the softmax gate over experts of MMoE / PLE.
  *
  * Follows nn_layers.h's conventions (tier 2: a struct of parameter indices, _init / _reset /
  * _forward / _backward, an _acts struct carved from the caller's arena, backward accumulates,
@@ -132,6 +133,68 @@ sq_status sq_nn_gat_forward(const sq_nn_gat *l, const sq_params *ps, sq_arena *a
 /* dy: [n, K·F] -> dx: [n, C] (accumulated; may be NULL) and the parameter gradients. */
 sq_status sq_nn_gat_backward(const sq_nn_gat *l, sq_params *ps, sq_arena *a,
                              const sq_nn_gat_acts *acts, float *dx, const float *dy, sq_error *err);
+
+/* ============================ Sparse graph convolution (GCN) =============================== */
+
+/* Graphs too big for dense adjacency (the user–item graph of LightGCN, the global item-transition
+ * graph of the item encoders) are CSR matrices (src/nn/spconv.c). Row r holds its neighbours
+ * col[row_ptr[r] .. row_ptr[r+1]) with weights val[…], columns sorted and distinct.
+ *
+ * sq_nn_csr_from_edges builds the symmetric-normalised adjacency of an undirected graph,
+ *     Â = D^-1/2 A D^-1/2,   A[i, j] = A[j, i] = 1 for every edge (i, j), i ≠ j,
+ * with A[i, i] = 1 added for every node listed in `loops` (GCN's self-loops; NULL: none), D the
+ * degrees of A. Duplicate edges count once; edges i == i are ignored (use loops). A node with
+ * no edge has an empty row. Â is symmetric: it is its own transpose.
+ *
+ * Ownership: _from_edges / _transpose fill a struct whose arrays are malloc'd; sq_nn_csr_free
+ * frees them (no-op on a zeroed struct). Read-only afterwards: safe to share between threads. */
+typedef struct {
+    uint32_t n_rows, n_cols; /* shape */
+    uint64_t *row_ptr;       /* n_rows + 1 */
+    uint32_t *col;           /* row_ptr[n_rows] column indices */
+    float *val;              /* row_ptr[n_rows] weights */
+} sq_nn_csr;
+
+/* n nodes; edges (src[e], dst[e]) for e < n_edges, ids < n; loops: n bytes, 1 = self-loop, or
+ * NULL. Errors: SQ_ERR_ARG (an id ≥ n: the message names the edge), SQ_ERR_NOMEM. */
+sq_status sq_nn_csr_from_edges(sq_nn_csr *A, uint32_t n, const uint32_t *src, const uint32_t *dst,
+                               size_t n_edges, const uint8_t *loops, sq_error *err);
+/* At = Aᵀ. Errors: SQ_ERR_NOMEM. */
+sq_status sq_nn_csr_transpose(sq_nn_csr *At, const sq_nn_csr *A, sq_error *err);
+void sq_nn_csr_free(sq_nn_csr *A);
+
+/* Y = A X.  X: [n_cols, C] -> Y: [n_rows, C] (overwritten; must not alias X). OpenMP over
+ * rows: each thread writes its own rows, each row summed in column order (deterministic). */
+void sq_nn_spmm_forward(float *Y, const sq_nn_csr *A, const float *X, int C);
+/* dX += Aᵀ dY, given At = Aᵀ (A itself when symmetric, as Â). dY: [n_rows(A), C]. */
+void sq_nn_spmm_backward(float *dX, const sq_nn_csr *At, const float *dY, int C);
+
+/* A graph convolution with a weight (Kipf & Welling 2017, without the nonlinearity, which the
+ * caller applies if it wants one):  Y = Â X Wᵀ   (Z = X Wᵀ first: [n, O], then Y = Â Z).
+ * Â: [n, n] (its transpose for backward: the same matrix when symmetric). Tensor:
+ * "<prefix>.w" [O, C]. */
+typedef struct {
+    int C, O; /* input and output width */
+    int w;    /* parameter index */
+} sq_nn_gcn;
+
+typedef struct {
+    int n;              /* nodes of this forward */
+    const float *x;     /* [n, C] (caller's) */
+    const sq_nn_csr *A; /* Â (caller's) */
+} sq_nn_gcn_acts;
+
+int sq_nn_gcn_init(sq_nn_gcn *l, sq_params *ps, const char *prefix, int C, int O); /* 0 or -1 */
+void sq_nn_gcn_reset(const sq_nn_gcn *l, sq_params *ps, sq_rng *rng);              /* xavier */
+/* x: [n, C] -> y: [n, O] with n = A->n_rows = A->n_cols. Errors: SQ_ERR_ARG (A not square or
+ * of another size), SQ_ERR_NOMEM (arena). */
+sq_status sq_nn_gcn_forward(const sq_nn_gcn *l, const sq_params *ps, sq_arena *a,
+                            sq_nn_gcn_acts *acts, float *y, const float *x, const sq_nn_csr *A,
+                            int n, sq_error *err);
+/* dy: [n, O] -> dx: [n, C] (accumulated; may be NULL) and dW. At: Âᵀ (A when symmetric). */
+sq_status sq_nn_gcn_backward(const sq_nn_gcn *l, sq_params *ps, sq_arena *a,
+                             const sq_nn_gcn_acts *acts, const sq_nn_csr *At, float *dx,
+                             const float *dy, sq_error *err);
 
 /* =============================== Softmax gate over experts ================================ */
 

@@ -55,7 +55,8 @@ typedef struct {
     double last_loss;    /* mean loss of the last epoch */
 } sq_train_result;
 
-/* Trains m on the training part of s, validating on its validation part. On return m holds
+/* Trains m on the training part of s, validating on its validation part (first calling the
+ * model's fit op, if it has one, with d and s: see sq_model_ops.fit). On return m holds
  * the best parameters seen. Errors: SQ_ERR_ARG (model not iterative, bad options),
  * SQ_ERR_NUMERIC (loss or gradients not finite), SQ_ERR_NOMEM, the model's own. */
 sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq_train_opts *o,

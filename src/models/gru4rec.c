@@ -18,8 +18,10 @@ static size_t a64(size_t b) {
 
 /* ========================================== Network ========================================== */
 
+/* table: the item table [n_items + 1, G] the inputs are read from (item_emb, or the encoder's). */
 static sq_status net_forward(const sq_rnn_net *net, sq_arena *a, sq_rnn_acts *acts,
-                             const uint32_t *ids, int B, int T, sq_rng *rng, sq_error *err) {
+                             const float *table, const uint32_t *ids, int B, int T, sq_rng *rng,
+                             sq_error *err) {
     const int G = net->G, N = B * T;
     const size_t ng = (size_t)N * G, nb = ng * sizeof(float);
     const int drop = rng && net->dropout > 0.0f;
@@ -36,8 +38,8 @@ static sq_status net_forward(const sq_rnn_net *net, sq_arena *a, sq_rnn_acts *ac
                          net->lstm ? "lstm" : "gru4rec", B, T);
     for (int n = 0; n < N; n++)
         acts->pad[n] = ids[n] == 0;
-    sq_status rc = sq_nn_embedding_forward(acts->x0, ids, sq_nn_val(&net->ps, net->item_emb), N,
-                                           net->n_items + 1, G, 0, 1.0f, err);
+    sq_status rc =
+        sq_nn_embedding_forward(acts->x0, ids, table, N, net->n_items + 1, G, 0, 1.0f, err);
     if (rc)
         return rc;
     if (drop)
@@ -68,7 +70,7 @@ static sq_status net_forward(const sq_rnn_net *net, sq_arena *a, sq_rnn_acts *ac
 /* dh: [N, G] gradient of the loss w.r.t. the last output d[layers − 1] (read only).
  * Accumulates into every parameter gradient. */
 static sq_status net_backward(sq_rnn_net *net, sq_arena *a, const sq_rnn_acts *acts,
-                              const float *dh, sq_error *err) {
+                              const float *dh, float *dtable, sq_error *err) {
     const int G = net->G, N = acts->B * acts->T;
     const size_t ng = (size_t)N * G, nb = ng * sizeof(float);
     sq_params *ps = &net->ps;
@@ -97,7 +99,10 @@ static sq_status net_backward(sq_rnn_net *net, sq_arena *a, const sq_rnn_acts *a
         for (size_t i = 0; i < ng; i++)
             dx[i] = m0[i] ? dx[i] * keep : 0.0f;
     }
-    sq_nn_embedding_backward(&ps->p[net->item_emb], dx, acts->ids, N, 0, 1.0f);
+    if (dtable) /* an encoder's table: its gradient goes back through the encoder */
+        sq_item_enc_scatter(dtable, dx, acts->ids, N, G, 1.0f);
+    else
+        sq_nn_embedding_backward(&ps->p[net->item_emb], dx, acts->ids, N, 0, 1.0f);
     return SQ_OK;
 }
 
@@ -106,16 +111,16 @@ static sq_status net_backward(sq_rnn_net *net, sq_arena *a, const sq_rnn_acts *a
 /* Full softmax over items 1..n_items at every position with a target; dh gets dL/dh, the dense
  * table its dL/dE. */
 static sq_status loss_ce(sq_rnn_net *net, sq_arena *a, const float *h, const uint32_t *targets,
-                         int N, float *dh, float *loss, sq_error *err) {
+                         int N, const float *table, float *dtable, float *dh, float *loss,
+                         sq_error *err) {
     int32_t *tgt = sq_arena_alloc(a, (size_t)N * sizeof *tgt);
     if (!tgt)
         return sq_errorf(err, SQ_ERR_NOMEM, "rnn step: arena full");
     for (int n = 0; n < N; n++)
         tgt[n] = targets[n] ? (int32_t)targets[n] : -1;
     const sq_nn_ce_opts o = {.first_item = 1};
-    sq_param *tab = &net->ps.p[net->item_emb];
-    return sq_nn_ce_chunked(loss, dh, tab->grad, h, tab->data, tgt, N, net->G, net->n_items + 1,
-                            1.0f, &o, a, err);
+    return sq_nn_ce_chunked(loss, dh, dtable, h, table, tgt, N, net->G, net->n_items + 1, 1.0f, &o,
+                            a, err);
 }
 
 static float dot(const float *x, const float *y, int n) {
@@ -234,6 +239,9 @@ static size_t rnn_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         else
             top += 3 * a64(N * sizeof(float)) + 2 * a64(N * (size_t)K * sizeof(float));
     }
+    if (net->enc.kind != SQ_ITEM_ENC_ID) /* the encoder (unless cached) and dtable */
+        top += (train || !net->enc.cache ? sq_item_enc_scratch(&net->enc) : 0) +
+               a64((size_t)(net->n_items + 1) * G * sizeof(float));
     return top + (size_t)net->layers * layer + (64u << 10);
 }
 
@@ -248,9 +256,21 @@ static sq_status rnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq
                          "%s: loss=bprmax needs sampled negatives (config negatives > 0)",
                          m->ops->name);
     const int N = B * T;
+    sq_param *tab = &net->ps.p[net->item_emb];
+    const float *table = tab->data;
+    float *dtable = tab->grad; /* id: the softmax's gradient goes straight into item_emb */
+    sq_item_enc_acts ea;
+    sq_status rc;
+    if (net->enc.kind != SQ_ITEM_ENC_ID) {
+        sq_item_enc_drop(&net->enc); /* the parameters are about to change */
+        if ((rc = sq_item_enc_forward(&net->enc, &net->ps, a, &ea, err)))
+            return rc;
+        table = ea.table;
+        if (!(dtable = sq_arena_calloc(a, (size_t)(net->n_items + 1) * G * sizeof *dtable)))
+            return sq_errorf(err, SQ_ERR_NOMEM, "%s step: arena full", m->ops->name);
+    }
     sq_rnn_acts acts;
-    sq_status rc = net_forward(net, a, &acts, b->inputs, B, T, rng, err);
-    if (rc)
+    if ((rc = net_forward(net, a, &acts, table, b->inputs, B, T, rng, err)))
         return rc;
     float *dh = sq_arena_calloc(a, (size_t)N * G * sizeof *dh);
     if (!dh)
@@ -262,12 +282,16 @@ static sq_status rnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq
     const float *h = acts.d[net->layers - 1];
     float l = 0.0f;
     rc = net->loss == SQ_RNN_CE
-             ? loss_ce(net, a, h, b->targets, N, dh, &l, err)
+             ? loss_ce(net, a, h, b->targets, N, table, dtable, dh, &l, err)
              : loss_bprmax(net, a, h, b->targets, b->negs, (int)b->n_neg, N, dh, &l, err);
     *loss = l;
     if (rc || nt == 0)
         return rc;
-    return net_backward(net, a, &acts, dh, err);
+    if (net->enc.kind == SQ_ITEM_ENC_ID)
+        return net_backward(net, a, &acts, dh, NULL, err);
+    if ((rc = net_backward(net, a, &acts, dh, dtable, err)))
+        return rc;
+    return sq_item_enc_backward(&net->enc, &net->ps, a, &ea, dtable, err);
 }
 
 /* The last hidden state of each sequence: into out [B, G] (vectors) or its scores [B, n_items]. */
@@ -284,9 +308,13 @@ static sq_status rnn_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, f
     uint32_t *ids = sq_model_window_ids(m, seqs, B, T, a);
     if (!ids)
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
+    const float *E = sq_nn_val(&net->ps, net->item_emb);
+    sq_status rc;
+    if (net->enc.kind != SQ_ITEM_ENC_ID &&
+        (rc = sq_item_enc_table(&net->enc, &net->ps, a, &E, err)))
+        return rc;
     sq_rnn_acts acts;
-    sq_status rc = net_forward(net, a, &acts, ids, (int)B, (int)T, NULL, err);
-    if (rc)
+    if ((rc = net_forward(net, a, &acts, E, ids, (int)B, (int)T, NULL, err)))
         return rc;
     /* the last position of each sequence: rows T-1, 2T-1, ... of h, a row stride of T*G */
     const int G = net->G;
@@ -296,7 +324,6 @@ static sq_status rnn_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, f
             memcpy(out + (size_t)b * G, h + (size_t)b * T * G, (size_t)G * sizeof *out);
         return SQ_OK;
     }
-    const float *E = sq_nn_val(&net->ps, net->item_emb);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, net->n_items, G, 1.0f, h,
                 (int)T * G, E + G, G, 0.0f, out, net->n_items);
     return SQ_OK;
@@ -312,16 +339,45 @@ static sq_status rnn_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t
     return rnn_encode(m, seqs, B, out, 1, a, err);
 }
 
+/* With an encoder: its cached table, built on first use in a model still training (dropped by
+ * the next train_batch: call from one thread, as after loading). */
 static const float *rnn_item_vectors(const sq_model *m, uint32_t *dim) {
-    const sq_rnn_net *net = m->impl;
+    sq_rnn_net *net = m->impl;
     *dim = (uint32_t)net->G;
-    return sq_nn_val(&net->ps, net->item_emb) + net->G; /* row 0 is padding */
+    const float *E = net->enc.kind == SQ_ITEM_ENC_ID ? sq_nn_val(&net->ps, net->item_emb)
+                                                     : sq_item_enc_cache(&net->enc, &net->ps);
+    return E ? E + net->G : NULL; /* row 0 is padding */
+}
+
+static sq_status rnn_fit(sq_model *m, const sq_dataset *d, const sq_split *s,
+                         const sq_reporter *rep, sq_error *err) {
+    (void)rep;
+    sq_rnn_net *net = m->impl;
+    return sq_item_enc_fit(&net->enc, d, s, err);
+}
+
+static sq_status rnn_save_state(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err) {
+    const sq_rnn_net *net = m->impl;
+    *blobs = NULL;
+    *n = 0;
+    if (net->enc.kind == SQ_ITEM_ENC_ID)
+        return SQ_OK;
+    if (!(*blobs = sq_calloc(3, sizeof **blobs)))
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    sq_item_enc_blobs(&net->enc, *blobs, n);
+    return SQ_OK;
+}
+
+static sq_status rnn_load_state(sq_model *m, const sq_sqm *f, sq_error *err) {
+    sq_rnn_net *net = m->impl;
+    return sq_item_enc_load(&net->enc, &net->ps, f, err);
 }
 
 static void rnn_destroy(sq_model *m) {
     sq_rnn_net *net = m->impl;
     if (!net)
         return;
+    sq_item_enc_free(&net->enc);
     sq_params_free(&net->ps);
     sq_free(net);
     m->impl = NULL;
@@ -342,6 +398,13 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
         (rc = sq_config_choice(m->cfg, "loss", "ce|bprmax", SQ_RNN_CE, &loss, err)) ||
         (rc = sq_config_double(m->cfg, "bpreg", 1.0, 0, 1e6, &bpreg, err)))
         return rc;
+    sq_item_enc_kind enc;
+    int enc_layers;
+    if ((rc = sq_item_enc_config(m->cfg, &enc, &enc_layers, err)))
+        return rc;
+    if (enc != SQ_ITEM_ENC_ID && loss != SQ_RNN_CE)
+        return sq_errorf(err, SQ_ERR_ARG, "config: item_encoder=%s needs loss=ce",
+                         sq_config_get(m->cfg, "item_encoder"));
     if (m->info.n_items < 1)
         return sq_errorf(err, SQ_ERR_ARG, "%s: the dataset has no items", m->ops->name);
     char buf[5][32];
@@ -382,6 +445,9 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
         snprintf(prefix, sizeof prefix, "rnn%d", l);
         bad = (lstm ? sq_nn_lstm_init : sq_nn_gru_init)(&net->rnn[l], &net->ps, prefix, G, G) < 0;
     }
+    if (!bad)
+        bad = sq_item_enc_declare(&net->enc, &net->ps, enc, enc_layers, net->item_emb,
+                                  net->n_items + 1, G) < 0;
     if (bad)
         rc = sq_errorf(err, SQ_ERR_NOMEM, "%s: declaring parameters failed", m->ops->name);
     if (rc || (rc = sq_params_alloc(&net->ps, err))) {
@@ -394,6 +460,7 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
     sq_nn_fill(E, (size_t)G, 0.0f); /* padding row */
     for (int l = 0; l < net->layers; l++)
         sq_nn_rnn_reset(&net->rnn[l], &net->ps, rng);
+    sq_item_enc_reset(&net->enc, &net->ps, rng); /* id: nothing, no draw */
     m->impl = net;
     m->params = &net->ps;
     return SQ_OK;
@@ -412,11 +479,14 @@ const sq_model_ops sq_model_gru4rec_ops = {
     .about = "GRU4Rec: GRU layers over the sequence, tied item table, full CE or BPR-max",
     .iterative = 1,
     .init = gru4rec_init,
+    .fit = rnn_fit,
     .train_batch = rnn_train_batch,
     .scratch = rnn_scratch,
     .score = rnn_score,
     .item_vectors = rnn_item_vectors,
     .seq_vectors = rnn_seq_vectors,
+    .save_state = rnn_save_state,
+    .load_state = rnn_load_state,
     .destroy = rnn_destroy,
 };
 
@@ -425,10 +495,13 @@ const sq_model_ops sq_model_lstm_ops = {
     .about = "LSTM: GRU4Rec's network with LSTM cells, tied item table, full CE or BPR-max",
     .iterative = 1,
     .init = lstm_init,
+    .fit = rnn_fit,
     .train_batch = rnn_train_batch,
     .scratch = rnn_scratch,
     .score = rnn_score,
     .item_vectors = rnn_item_vectors,
     .seq_vectors = rnn_seq_vectors,
+    .save_state = rnn_save_state,
+    .load_state = rnn_load_state,
     .destroy = rnn_destroy,
 };

@@ -29,10 +29,14 @@
  *
  * Config: maxlen (50), hidden (64), layers (1), dropout (0.2: on the embeddings and on each
  * layer's output), loss (ce|bprmax), bpreg (1.0: BPR-max's score regularisation, as the paper).
- * With bprmax the default of `negatives` becomes 32, so that the training loop samples them. */
+ * With bprmax the default of `negatives` becomes 32, so that the training loop samples them.
+ * item_encoder (id | graph | id+graph, models/item_enc.h; the graph ones with loss=ce) and
+ * graph_layers (1): the table E above is then the encoder's output, for the inputs and the
+ * softmax alike. */
 #ifndef SEQREC_MODELS_GRU4REC_H
 #define SEQREC_MODELS_GRU4REC_H
 
+#include "models/item_enc.h"
 #include "seqrec/model.h"
 
 enum { SQ_RNN_MAX_LAYERS = 8, SQ_RNN_DEFAULT_NEGATIVES = 32 };
@@ -50,6 +54,7 @@ typedef struct {
     sq_params ps;                     /* every tensor (owned) */
     int item_emb;                     /* "item_emb" [n_items + 1, G] */
     sq_nn_rnn rnn[SQ_RNN_MAX_LAYERS]; /* "rnn<l>.{wx,wh,bx,bh}" */
+    sq_item_enc enc;                  /* the item table's encoder (id: item_emb itself) */
 } sq_rnn_net;
 
 /* What one forward keeps for its backward (N = B*T rows). */

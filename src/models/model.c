@@ -14,13 +14,14 @@ extern const sq_model_ops sq_model_lstm_ops;
 extern const sq_model_ops sq_model_caser_ops;
 extern const sq_model_ops sq_model_bprmf_ops;
 extern const sq_model_ops sq_model_srgnn_ops;
+extern const sq_model_ops sq_model_lightgcn_ops;
 extern const sq_model_ops sq_model_content_ops;
 extern const sq_model_ops sq_model_hybrid_ops;
 
 static const sq_model_ops *const kinds[] = {
-    &sq_model_pop_ops,    &sq_model_itemknn_ops, &sq_model_bprmf_ops,   &sq_model_gru4rec_ops,
-    &sq_model_lstm_ops,   &sq_model_caser_ops,   &sq_model_sasrec_ops,  &sq_model_srgnn_ops,
-    &sq_model_content_ops, &sq_model_hybrid_ops, NULL};
+    &sq_model_pop_ops,      &sq_model_itemknn_ops, &sq_model_bprmf_ops,  &sq_model_gru4rec_ops,
+    &sq_model_lstm_ops,     &sq_model_caser_ops,   &sq_model_sasrec_ops, &sq_model_srgnn_ops,
+    &sq_model_lightgcn_ops, &sq_model_content_ops, &sq_model_hybrid_ops, NULL};
 
 const sq_model_ops *const *sq_model_kinds(void) {
     return kinds;
@@ -210,8 +211,8 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end) {
                 .user = u,
                 .ctx = nc ? sq_data_context(d) + b * nc : NULL,
                 .values = sq_data_values(d) ? sq_data_values(d) + b : NULL,
-                .attrs = na && sq_data_user_attrs(d) ? sq_data_user_attrs(d) + (size_t)u * na
-                                                     : NULL};
+                .attrs =
+                    na && sq_data_user_attrs(d) ? sq_data_user_attrs(d) + (size_t)u * na : NULL};
     return s;
 }
 

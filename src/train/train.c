@@ -244,6 +244,10 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
         rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has two training events");
         goto done;
     }
+    /* an iterative model with a fit op sees the split before its first batch: graph models
+     * build their graph from the training part there (never from validation or test events) */
+    if (m->ops->fit && (rc = m->ops->fit(m, d, s, &o->reporter, err)))
+        goto done;
     sq_optim_opts oo = {.kind = o->weight_decay > 0 ? SQ_OPTIM_ADAMW : SQ_OPTIM_ADAM,
                         .beta1 = 0.9f,
                         .beta2 = 0.98f, /* as the original SASRec */
