@@ -45,6 +45,8 @@ sq_status sq_graph_user_item(sq_nn_csr *A, const sq_dataset *d, const sq_split *
     size_t e = 0;
     for (uint32_t u = 0; u < nu; u++)
         for (uint32_t k = 0; k < s->train_end[u]; k++) {
+            if (!sq_split_trains_on(s, items[off[u] + k]))
+                continue; /* cold_items: a held-out item has no edge */
             src[e] = u;
             dst[e++] = nu + items[off[u] + k];
         }
@@ -73,11 +75,21 @@ sq_status sq_graph_item_transitions(sq_nn_csr *A, const sq_dataset *d, const sq_
     const uint64_t *off = sq_data_offsets(d);
     const uint32_t *items = sq_data_items(d);
     size_t e = 0;
-    for (uint32_t u = 0; u < nu; u++)
-        for (uint32_t k = 1; k < s->train_end[u]; k++) {
-            src[e] = items[off[u] + k - 1] + 1;
-            dst[e++] = items[off[u] + k] + 1;
+    for (uint32_t u = 0; u < nu; u++) {
+        /* consecutive training events; held-out items (cold_items) are left out, so the
+         * events around one are joined */
+        uint32_t prev = UINT32_MAX;
+        for (uint32_t k = 0; k < s->train_end[u]; k++) {
+            uint32_t it = items[off[u] + k];
+            if (!sq_split_trains_on(s, it))
+                continue;
+            if (prev != UINT32_MAX) {
+                src[e] = prev + 1;
+                dst[e++] = it + 1;
+            }
+            prev = it;
         }
+    }
     memset(loops, 1, (size_t)ni + 1);
     loops[0] = 0; /* padding */
     rc = sq_nn_csr_from_edges(A, ni + 1, src, dst, e, loops, err);

@@ -99,6 +99,50 @@ static void test_graph_is_training_only(void **state) {
     assert_int_equal(sq_graph_user_item(&A, D, &bad, &err), SQ_ERR_ARG);
 }
 
+/* Under cold_items, neither graph links a held-out item: it has no user in the user–item graph
+ * and only its self-loop in the transition graph; and the transition graph still joins the
+ * training events around a held-out one. */
+static void test_graphs_leave_out_cold_items(void **state) {
+    (void)state;
+    sq_split cs = {0};
+    sq_error err = {0};
+    assert_int_equal(sq_split_cold_items(D, 0.2, 5, &cs, &err), SQ_OK);
+    assert_true(cs.n_cold > 0);
+    const uint32_t nu = sq_data_info_of(D)->n_users, ni = sq_data_info_of(D)->n_items;
+    sq_nn_csr A, T;
+    assert_int_equal(sq_graph_user_item(&A, D, &cs, &err), SQ_OK);
+    assert_int_equal(sq_graph_item_transitions(&T, D, &cs, &err), SQ_OK);
+    uint32_t cold_seen = 0;
+    for (uint32_t i = 0; i < ni; i++) {
+        if (!cs.item_cold[i])
+            continue;
+        cold_seen++;
+        assert_int_equal(A.row_ptr[nu + i + 1] - A.row_ptr[nu + i], 0);
+        assert_int_equal(T.row_ptr[i + 2] - T.row_ptr[i + 1], 1); /* the self-loop */
+        assert_int_equal(T.col[T.row_ptr[i + 1]], i + 1);
+    }
+    assert_int_equal(cold_seen, cs.n_cold);
+    /* an edge of the transition graph for a pair of warm events with a cold one between */
+    const uint64_t *off = sq_data_offsets(D);
+    const uint32_t *items = sq_data_items(D);
+    int bridged = 0;
+    for (uint32_t u = 0; u < nu && !bridged; u++)
+        for (uint32_t k = 2; k < cs.train_end[u] && !bridged; k++) {
+            uint32_t a = items[off[u] + k - 2], c = items[off[u] + k - 1], b = items[off[u] + k];
+            if (!cs.item_cold[a] && cs.item_cold[c] && !cs.item_cold[b] && a != b) {
+                int found = 0;
+                for (uint64_t e = T.row_ptr[a + 1]; e < T.row_ptr[a + 2]; e++)
+                    found |= T.col[e] == b + 1;
+                assert_true(found);
+                bridged = 1;
+            }
+        }
+    assert_true(bridged);
+    sq_nn_csr_free(&A);
+    sq_nn_csr_free(&T);
+    sq_split_free(&cs);
+}
+
 /* ∂(BPR + L2)/∂E⁽⁰⁾ from train_batch against central differences over the whole table of a tiny
  * data set (every row: the batch's, and the others the propagation reaches). */
 typedef struct {
@@ -274,6 +318,7 @@ static void test_save_load_vectors_unknown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_is_training_only),
+        cmocka_unit_test(test_graphs_leave_out_cold_items),
         cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_beats_popularity),
         cmocka_unit_test(test_save_load_vectors_unknown),
