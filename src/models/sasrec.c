@@ -5,10 +5,11 @@
  * (0.2), ffn (= hidden), act (relu|gelu), loss (ce | bce: the original SASRec, one uniform
  * negative by default | sampled: sampled softmax with log-Q correction, 256 negatives by
  * default, for catalogues too large for the full softmax), item_encoder (id | graph | id+graph,
- * models/item_enc.h; the graph ones with loss=ce) and graph_layers (1).
+ * models/item_enc.h; the graph ones with loss=ce), graph_layers (1), item_features (off | on:
+ * content features added to the item table, loss=ce) and item_feature_dim (4096).
  *
- * With item_encoder=id the network runs exactly as before (its own item_emb lookups and
- * softmax). Otherwise each step builds the item table with the encoder, feeds the network
+ * With item_encoder=id and item_features=off the network runs exactly as before (its own
+ * item_emb lookups and softmax). Otherwise each step builds the item table with the encoder, feeds the network
  * table[ids]·√C as its input embedding (sq_sasrec_net_forward_x), scores the softmax against
  * the same table, and carries the table's gradient (softmax rows + scattered input gradient)
  * back through the encoder. */
