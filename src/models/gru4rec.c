@@ -310,8 +310,7 @@ static sq_status rnn_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, f
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
     const float *E = sq_nn_val(&net->ps, net->item_emb);
     sq_status rc;
-    if (sq_item_enc_runs(&net->enc) &&
-        (rc = sq_item_enc_table(&net->enc, &net->ps, a, &E, err)))
+    if (sq_item_enc_runs(&net->enc) && (rc = sq_item_enc_table(&net->enc, &net->ps, a, &E, err)))
         return rc;
     sq_rnn_acts acts;
     if ((rc = net_forward(net, a, &acts, E, ids, (int)B, (int)T, NULL, err)))
@@ -345,7 +344,7 @@ static const float *rnn_item_vectors(const sq_model *m, uint32_t *dim) {
     sq_rnn_net *net = m->impl;
     *dim = (uint32_t)net->G;
     const float *E = !sq_item_enc_runs(&net->enc) ? sq_nn_val(&net->ps, net->item_emb)
-                                                     : sq_item_enc_cache(&net->enc, &net->ps);
+                                                  : sq_item_enc_cache(&net->enc, &net->ps);
     return E ? E + net->G : NULL; /* row 0 is padding */
 }
 

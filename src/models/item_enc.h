@@ -62,8 +62,8 @@ typedef struct {
     int feat;                              /* item_features=on */
     int wf;                                /* parameter index of Wf [D, C] (feat) */
     uint32_t fdim;                         /* D */
-    sq_features F;                         /* n_items rows (feat); F.n_rows == 0 until prepare/load */
-    sq_features_save keep;                 /* what the last save pointed into */
+    sq_features F;         /* n_items rows (feat); F.n_rows == 0 until prepare/load */
+    sq_features_save keep; /* what the last save pointed into */
 } sq_item_enc;
 
 /* Whether the table is computed (anything but id with item_features=off). */

@@ -9,10 +9,10 @@
  * content features added to the item table, loss=ce) and item_feature_dim (4096).
  *
  * With item_encoder=id and item_features=off the network runs exactly as before (its own
- * item_emb lookups and softmax). Otherwise each step builds the item table with the encoder, feeds the network
- * table[ids]·√C as its input embedding (sq_sasrec_net_forward_x), scores the softmax against
- * the same table, and carries the table's gradient (softmax rows + scattered input gradient)
- * back through the encoder. */
+ * item_emb lookups and softmax). Otherwise each step builds the item table with the encoder, feeds
+ * the network table[ids]·√C as its input embedding (sq_sasrec_net_forward_x), scores the softmax
+ * against the same table, and carries the table's gradient (softmax rows + scattered input
+ * gradient) back through the encoder. */
 #include "models/item_enc.h"
 #include "models/mt.h"
 #include "models/sasrec_net.h"
@@ -273,7 +273,7 @@ static const float *sasrec_item_vectors(const sq_model *m, uint32_t *dim) {
     const sq_sasrec_net *net = &s->net;
     *dim = (uint32_t)net->cfg.hidden;
     const float *E = !sq_item_enc_runs(&s->enc) ? sq_nn_val(&net->ps, net->item_emb)
-                                                   : sq_item_enc_cache(&s->enc, &net->ps);
+                                                : sq_item_enc_cache(&s->enc, &net->ps);
     return E ? E + net->cfg.hidden : NULL; /* row 0 is padding */
 }
 

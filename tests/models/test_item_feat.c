@@ -215,9 +215,15 @@ static double step_loss(void *ctx) {
 static void test_step_gradients(void **state) {
     (void)state;
     const char *kinds[] = {"sasrec", "gru4rec"};
-    const char *const extra[] = {"hidden=4",           "maxlen=4",         "blocks=1",
-                                 "dropout=0",          "graph_layers=1",   "item_features=on",
-                                 "item_feature_dim=256", NULL,             NULL};
+    const char *const extra[] = {"hidden=4",
+                                 "maxlen=4",
+                                 "blocks=1",
+                                 "dropout=0",
+                                 "graph_layers=1",
+                                 "item_features=on",
+                                 "item_feature_dim=256",
+                                 NULL,
+                                 NULL};
     const char *encs[] = {"item_encoder=id", "item_encoder=id+graph"};
     uint32_t in[8] = {0, 3, 5, 2, 7, 1, 4, 6}, tg[8] = {0, 5, 2, 8, 1, 4, 6, 9}, users[2] = {0, 1};
     for (int k = 0; k < 2; k++)
@@ -313,8 +319,8 @@ static void test_learns_and_round_trips(void **state) {
     const char *const rnn[] = {"hidden=32", "maxlen=20", "lr=0.01", "item_features=on", NULL};
     sq_model *g = train("gru4rec", rnn, 4);
     double hg = hr10(g);
-    const char *const sas[] = {
-        "hidden=32", "maxlen=20", "lr=0.005", "blocks=1", "item_features=on", NULL};
+    const char *const sas[] = {"hidden=32", "maxlen=20",        "lr=0.005",
+                               "blocks=1",  "item_features=on", NULL};
     sq_model *s = train("sasrec", sas, 3);
     double hs = hr10(s);
     print_message("HR@10 with item features: gru4rec %.4f (4 epochs), sasrec %.4f (3 epochs), "
