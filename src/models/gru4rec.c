@@ -239,7 +239,7 @@ static size_t rnn_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         else
             top += 3 * a64(N * sizeof(float)) + 2 * a64(N * (size_t)K * sizeof(float));
     }
-    if (net->enc.kind != SQ_ITEM_ENC_ID) /* the encoder (unless cached) and dtable */
+    if (sq_item_enc_runs(&net->enc)) /* the encoder (unless cached) and dtable */
         top += (train || !net->enc.cache ? sq_item_enc_scratch(&net->enc) : 0) +
                a64((size_t)(net->n_items + 1) * G * sizeof(float));
     return top + (size_t)net->layers * layer + (64u << 10);
@@ -261,7 +261,7 @@ static sq_status rnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq
     float *dtable = tab->grad; /* id: the softmax's gradient goes straight into item_emb */
     sq_item_enc_acts ea;
     sq_status rc;
-    if (net->enc.kind != SQ_ITEM_ENC_ID) {
+    if (sq_item_enc_runs(&net->enc)) {
         sq_item_enc_drop(&net->enc); /* the parameters are about to change */
         if ((rc = sq_item_enc_forward(&net->enc, &net->ps, a, &ea, err)))
             return rc;
@@ -287,7 +287,7 @@ static sq_status rnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq
     *loss = l;
     if (rc || nt == 0)
         return rc;
-    if (net->enc.kind == SQ_ITEM_ENC_ID)
+    if (!sq_item_enc_runs(&net->enc))
         return net_backward(net, a, &acts, dh, NULL, err);
     if ((rc = net_backward(net, a, &acts, dh, dtable, err)))
         return rc;
@@ -310,8 +310,7 @@ static sq_status rnn_encode(const sq_model *m, const sq_seq *seqs, uint32_t B, f
         return sq_errorf(err, SQ_ERR_NOMEM, "scoring arena too small");
     const float *E = sq_nn_val(&net->ps, net->item_emb);
     sq_status rc;
-    if (net->enc.kind != SQ_ITEM_ENC_ID &&
-        (rc = sq_item_enc_table(&net->enc, &net->ps, a, &E, err)))
+    if (sq_item_enc_runs(&net->enc) && (rc = sq_item_enc_table(&net->enc, &net->ps, a, &E, err)))
         return rc;
     sq_rnn_acts acts;
     if ((rc = net_forward(net, a, &acts, E, ids, (int)B, (int)T, NULL, err)))
@@ -344,8 +343,8 @@ static sq_status rnn_seq_vectors(const sq_model *m, const sq_seq *seqs, uint32_t
 static const float *rnn_item_vectors(const sq_model *m, uint32_t *dim) {
     sq_rnn_net *net = m->impl;
     *dim = (uint32_t)net->G;
-    const float *E = net->enc.kind == SQ_ITEM_ENC_ID ? sq_nn_val(&net->ps, net->item_emb)
-                                                     : sq_item_enc_cache(&net->enc, &net->ps);
+    const float *E = !sq_item_enc_runs(&net->enc) ? sq_nn_val(&net->ps, net->item_emb)
+                                                  : sq_item_enc_cache(&net->enc, &net->ps);
     return E ? E + net->G : NULL; /* row 0 is padding */
 }
 
@@ -356,16 +355,20 @@ static sq_status rnn_fit(sq_model *m, const sq_dataset *d, const sq_split *s,
     return sq_item_enc_fit(&net->enc, d, s, err);
 }
 
+static sq_status rnn_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
+    sq_rnn_net *net = m->impl;
+    return sq_item_enc_prepare(&net->enc, d, err);
+}
+
 static sq_status rnn_save_state(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err) {
-    const sq_rnn_net *net = m->impl;
+    sq_rnn_net *net = m->impl;
     *blobs = NULL;
     *n = 0;
-    if (net->enc.kind == SQ_ITEM_ENC_ID)
+    if (!sq_item_enc_runs(&net->enc))
         return SQ_OK;
-    if (!(*blobs = sq_calloc(3, sizeof **blobs)))
+    if (!(*blobs = sq_calloc(SQ_ITEM_ENC_BLOBS, sizeof **blobs)))
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-    sq_item_enc_blobs(&net->enc, *blobs, n);
-    return SQ_OK;
+    return sq_item_enc_blobs(&net->enc, *blobs, n, err);
 }
 
 static sq_status rnn_load_state(sq_model *m, const sq_sqm *f, sq_error *err) {
@@ -398,13 +401,14 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
         (rc = sq_config_choice(m->cfg, "loss", "ce|bprmax", SQ_RNN_CE, &loss, err)) ||
         (rc = sq_config_double(m->cfg, "bpreg", 1.0, 0, 1e6, &bpreg, err)))
         return rc;
-    sq_item_enc_kind enc;
-    int enc_layers;
-    if ((rc = sq_item_enc_config(m->cfg, &enc, &enc_layers, err)))
+    sq_item_enc_opts eo;
+    if ((rc = sq_item_enc_config(m->cfg, &eo, err)))
         return rc;
-    if (enc != SQ_ITEM_ENC_ID && loss != SQ_RNN_CE)
+    if (eo.kind != SQ_ITEM_ENC_ID && loss != SQ_RNN_CE)
         return sq_errorf(err, SQ_ERR_ARG, "config: item_encoder=%s needs loss=ce",
                          sq_config_get(m->cfg, "item_encoder"));
+    if (eo.feat && loss != SQ_RNN_CE)
+        return sq_errorf(err, SQ_ERR_ARG, "config: item_features=on needs loss=ce");
     if (m->info.n_items < 1)
         return sq_errorf(err, SQ_ERR_ARG, "%s: the dataset has no items", m->ops->name);
     char buf[5][32];
@@ -446,8 +450,7 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
         bad = (lstm ? sq_nn_lstm_init : sq_nn_gru_init)(&net->rnn[l], &net->ps, prefix, G, G) < 0;
     }
     if (!bad)
-        bad = sq_item_enc_declare(&net->enc, &net->ps, enc, enc_layers, net->item_emb,
-                                  net->n_items + 1, G) < 0;
+        bad = sq_item_enc_declare(&net->enc, &net->ps, &eo, net->item_emb, net->n_items + 1, G) < 0;
     if (bad)
         rc = sq_errorf(err, SQ_ERR_NOMEM, "%s: declaring parameters failed", m->ops->name);
     if (rc || (rc = sq_params_alloc(&net->ps, err))) {
@@ -480,6 +483,7 @@ const sq_model_ops sq_model_gru4rec_ops = {
     .iterative = 1,
     .init = gru4rec_init,
     .fit = rnn_fit,
+    .prepare = rnn_prepare,
     .train_batch = rnn_train_batch,
     .scratch = rnn_scratch,
     .score = rnn_score,
@@ -496,6 +500,7 @@ const sq_model_ops sq_model_lstm_ops = {
     .iterative = 1,
     .init = lstm_init,
     .fit = rnn_fit,
+    .prepare = rnn_prepare,
     .train_batch = rnn_train_batch,
     .scratch = rnn_scratch,
     .score = rnn_score,

@@ -30,9 +30,10 @@
  * Config: maxlen (50), hidden (64), layers (1), dropout (0.2: on the embeddings and on each
  * layer's output), loss (ce|bprmax), bpreg (1.0: BPR-max's score regularisation, as the paper).
  * With bprmax the default of `negatives` becomes 32, so that the training loop samples them.
- * item_encoder (id | graph | id+graph, models/item_enc.h; the graph ones with loss=ce) and
- * graph_layers (1): the table E above is then the encoder's output, for the inputs and the
- * softmax alike. */
+ * item_encoder (id | graph | id+graph, models/item_enc.h; the graph ones with loss=ce),
+ * graph_layers (1), item_features (off | on: content features added, loss=ce) and
+ * item_feature_dim (4096): the table E above is then the encoder's output, for the inputs and
+ * the softmax alike. */
 #ifndef SEQREC_MODELS_GRU4REC_H
 #define SEQREC_MODELS_GRU4REC_H
 

@@ -18,18 +18,32 @@
  * to the W_l. Scoring reads sq_item_enc_table: a cached table (a loaded model builds it once;
  * sq_item_enc_drop discards it when the parameters change) or one computed into the arena.
  *
- * Parameters: "item_enc.gcn<l>.w" [C, C], xavier. The graph is saved with the model as
- * "item_enc.graph.{row_ptr,col,val}".
+ * item_features=on adds the items' content features (features.h: hashed TF-IDF of text and
+ * tags, unit rows F [n_items, D], D = item_feature_dim) to any of the three:
+ *   table[i+1] += Σ_k F[i, k] Wf[k]      (row 0, padding, and featureless items get nothing)
+ * so with item_encoder=id and item_features=on the encoder runs (table = E + F·Wf); with
+ * item_features=off, id still declares and runs nothing (the table is E itself). F is built
+ * from the dataset at creation (sq_item_enc_prepare) and saved with the model.
+ *
+ * Parameters: "item_enc.gcn<l>.w" [C, C], xavier; "item_enc.feat.w" [D, C], N(0, 0.01). The
+ * graph is saved with the model as "item_enc.graph.{row_ptr,col,val}", F as "item_enc.feat.*"
+ * (features_io.h).
  *
  * Ownership: the encoder owns its graph and cache; sq_item_enc_free releases them (the
  * parameters belong to the network's sq_params). */
 #ifndef SEQREC_MODELS_ITEM_ENC_H
 #define SEQREC_MODELS_ITEM_ENC_H
 
+#include "models/features_io.h"
 #include "models/graphs.h"
 #include "seqrec/model.h"
 
-enum { SQ_ITEM_ENC_MAX_LAYERS = 4 };
+enum {
+    SQ_ITEM_ENC_MAX_LAYERS = 4,
+    SQ_ITEM_ENC_FEAT_DIM = 1 << 12,     /* item_feature_dim's default */
+    SQ_ITEM_ENC_FEAT_DIM_MAX = 1 << 14, /* Wf is dense: Adam updates all D·C of it each step */
+    SQ_ITEM_ENC_BLOBS = 3 + SQ_FEATURES_BLOBS,
+};
 
 typedef enum {
     SQ_ITEM_ENC_ID = 0,       /* table = E */
@@ -45,7 +59,17 @@ typedef struct {
     sq_nn_gcn gcn[SQ_ITEM_ENC_MAX_LAYERS]; /* "item_enc.gcn<l>" */
     sq_saved_graph g;                      /* Â over table rows; g.A.n_rows == 0 until fit/load */
     float *cache;                          /* [V, C] table of the current parameters, or NULL */
+    int feat;                              /* item_features=on */
+    int wf;                                /* parameter index of Wf [D, C] (feat) */
+    uint32_t fdim;                         /* D */
+    sq_features F;         /* n_items rows (feat); F.n_rows == 0 until prepare/load */
+    sq_features_save keep; /* what the last save pointed into */
 } sq_item_enc;
+
+/* Whether the table is computed (anything but id with item_features=off). */
+static inline int sq_item_enc_runs(const sq_item_enc *e) {
+    return e->kind != SQ_ITEM_ENC_ID || e->feat;
+}
 
 typedef struct {
     const float *h[SQ_ITEM_ENC_MAX_LAYERS + 1]; /* h[0] = E (the parameter), h[l] = layer l's out */
@@ -53,15 +77,28 @@ typedef struct {
     float *table;                               /* [V, C] */
 } sq_item_enc_acts;
 
-/* Reads item_encoder (id|graph|id+graph, default id) and graph_layers (1..4, default 1) from cfg
- * and writes them back. Errors: SQ_ERR_ARG naming the key. */
-sq_status sq_item_enc_config(sq_config *cfg, sq_item_enc_kind *kind, int *layers, sq_error *err);
-/* Sets e up and declares its weights in ps (none for id). Returns 0 or -1 (declare failed). */
-int sq_item_enc_declare(sq_item_enc *e, sq_params *ps, sq_item_enc_kind kind, int layers, int emb,
-                        int V, int C);
+/* What the config asks of the encoder. */
+typedef struct {
+    sq_item_enc_kind kind; /* item_encoder */
+    int layers;            /* graph_layers */
+    int feat;              /* item_features */
+    uint32_t fdim;         /* item_feature_dim */
+} sq_item_enc_opts;
+
+/* Reads item_encoder (id|graph|id+graph, default id), graph_layers (1..4, default 1),
+ * item_features (on|off, default off) and item_feature_dim (a power of two in 2^8 .. 2^14,
+ * default 2^12) from cfg and writes them back. Errors: SQ_ERR_ARG naming the key. */
+sq_status sq_item_enc_config(sq_config *cfg, sq_item_enc_opts *o, sq_error *err);
+/* Sets e up and declares its weights in ps (none for id without features). Returns 0 or -1
+ * (declare failed). */
+int sq_item_enc_declare(sq_item_enc *e, sq_params *ps, const sq_item_enc_opts *o, int emb, int V,
+                        int C);
 void sq_item_enc_reset(const sq_item_enc *e, sq_params *ps, sq_rng *rng);
 void sq_item_enc_free(sq_item_enc *e);
 
+/* At creation: F from d's item text and tags (no-op without features). Errors: SQ_ERR_ARG
+ * naming item_features when no item has text or tags, those of sq_item_features_build. */
+sq_status sq_item_enc_prepare(sq_item_enc *e, const sq_dataset *d, sq_error *err);
 /* Builds Â from the training part of s (no-op for id). Errors: those of sq_graph_*. */
 sq_status sq_item_enc_fit(sq_item_enc *e, const sq_dataset *d, const sq_split *s, sq_error *err);
 /* Arena bytes of a forward and backward (0 for id). */
@@ -87,9 +124,10 @@ sq_status sq_item_enc_table(const sq_item_enc *e, const sq_params *ps, sq_arena 
 const float *sq_item_enc_cache(sq_item_enc *e, const sq_params *ps);
 void sq_item_enc_drop(sq_item_enc *e); /* the parameters are about to change */
 
-/* The graph's blobs (3) for save_state, *n = 0 when there is none; and back at load (no graph
- * blob: nothing to do), building the cache. Errors: SQ_ERR_FORMAT, SQ_ERR_NOMEM. */
-void sq_item_enc_blobs(const sq_item_enc *e, sq_blob out[3], size_t *n);
+/* The graph's blobs (3, when there is a graph) and F's (features), at most SQ_ITEM_ENC_BLOBS,
+ * for save_state; and back at load (no graph blob: no graph), building the cache. Errors:
+ * SQ_ERR_FORMAT (F missing or of another shape), SQ_ERR_NOMEM. */
+sq_status sq_item_enc_blobs(sq_item_enc *e, sq_blob *out, size_t *n, sq_error *err);
 sq_status sq_item_enc_load(sq_item_enc *e, const sq_params *ps, const sq_sqm *f, sq_error *err);
 
 #endif

@@ -5,13 +5,14 @@
  * (0.2), ffn (= hidden), act (relu|gelu), loss (ce | bce: the original SASRec, one uniform
  * negative by default | sampled: sampled softmax with log-Q correction, 256 negatives by
  * default, for catalogues too large for the full softmax), item_encoder (id | graph | id+graph,
- * models/item_enc.h; the graph ones with loss=ce) and graph_layers (1).
+ * models/item_enc.h; the graph ones with loss=ce), graph_layers (1), item_features (off | on:
+ * content features added to the item table, loss=ce) and item_feature_dim (4096).
  *
- * With item_encoder=id the network runs exactly as before (its own item_emb lookups and
- * softmax). Otherwise each step builds the item table with the encoder, feeds the network
- * table[ids]·√C as its input embedding (sq_sasrec_net_forward_x), scores the softmax against
- * the same table, and carries the table's gradient (softmax rows + scattered input gradient)
- * back through the encoder. */
+ * With item_encoder=id and item_features=off the network runs exactly as before (its own
+ * item_emb lookups and softmax). Otherwise each step builds the item table with the encoder, feeds
+ * the network table[ids]·√C as its input embedding (sq_sasrec_net_forward_x), scores the softmax
+ * against the same table, and carries the table's gradient (softmax rows + scattered input
+ * gradient) back through the encoder. */
 #include "models/item_enc.h"
 #include "models/mt.h"
 #include "models/sasrec_net.h"
@@ -29,12 +30,18 @@ typedef struct {
 
 static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
     if (sq_mt_wanted(m->cfg)) { /* behaviour sequences, context, several tasks: models/mt.c */
-        const char *ie = sq_config_get(m->cfg, "item_encoder");
+        const char *ie = sq_config_get(m->cfg, "item_encoder"),
+                   *ifeat = sq_config_get(m->cfg, "item_features");
         if (ie && strcmp(ie, "id"))
             return sq_errorf(err, SQ_ERR_ARG,
                              "config: item_encoder=%s is not available with "
                              "tasks, behaviours or context (use id)",
                              ie);
+        if (ifeat && strcmp(ifeat, "off"))
+            return sq_errorf(err, SQ_ERR_ARG,
+                             "config: item_features=%s is not available with "
+                             "tasks, behaviours or context (use off)",
+                             ifeat);
         return sq_mt_init(m, rng, err);
     }
     long maxlen, hidden, blocks, heads, ffn;
@@ -50,13 +57,15 @@ static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_choice(m->cfg, "act", "relu|gelu", 0, &act, err)) ||
         (rc = sq_config_choice(m->cfg, "loss", "ce|bce|sampled", 0, &loss, err)))
         return rc;
-    sq_item_enc_kind enc;
-    int enc_layers;
-    if ((rc = sq_item_enc_config(m->cfg, &enc, &enc_layers, err)))
+    sq_item_enc_opts eo;
+    if ((rc = sq_item_enc_config(m->cfg, &eo, err)))
         return rc;
-    if (enc != SQ_ITEM_ENC_ID && loss != SQ_SASREC_CE)
+    if (eo.kind != SQ_ITEM_ENC_ID && loss != SQ_SASREC_CE)
         return sq_errorf(err, SQ_ERR_ARG, "config: item_encoder=%s needs loss=ce",
                          sq_config_get(m->cfg, "item_encoder"));
+    if (eo.feat && loss != SQ_SASREC_CE)
+        return sq_errorf(err, SQ_ERR_ARG, "config: item_features=on needs loss=ce");
+    const int runs = eo.kind != SQ_ITEM_ENC_ID || eo.feat;
     static const char *const losses[] = {"ce", "bce", "sampled"}, *const negs[] = {"0", "1", "256"};
     if ((rc = sq_config_set(m->cfg, "loss", losses[loss], err)) ||
         (rc = sq_config_default(m->cfg, "negatives", negs[loss], err)))
@@ -89,7 +98,7 @@ static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
     c.ffn = (int)ffn;
     c.dropout = (float)dropout;
     c.act = act ? SQ_ACT_GELU : SQ_ACT_RELU;
-    if (enc == SQ_ITEM_ENC_ID) {
+    if (!runs) {
         if ((rc = sq_sasrec_net_init(&net->net, &c, err))) {
             sq_free(net);
             return rc;
@@ -99,10 +108,10 @@ static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
         return rc;
     }
     m->impl = net; /* destroy frees it from here on */
-    if (sq_item_enc_declare(&net->enc, &net->net.ps, enc, enc_layers, net->net.item_emb,
-                            c.n_items + 1, c.hidden) < 0)
+    if (sq_item_enc_declare(&net->enc, &net->net.ps, &eo, net->net.item_emb, c.n_items + 1,
+                            c.hidden) < 0)
         return sq_errorf(err, SQ_ERR_NOMEM, "sasrec: declaring the item encoder failed");
-    if (enc != SQ_ITEM_ENC_ID && (rc = sq_params_alloc(&net->net.ps, err)))
+    if (runs && (rc = sq_params_alloc(&net->net.ps, err)))
         return rc;
     sq_sasrec_net_reset(&net->net, rng);
     sq_item_enc_reset(&net->enc, &net->net.ps, rng);
@@ -115,6 +124,11 @@ static sq_status sasrec_fit(sq_model *m, const sq_dataset *d, const sq_split *s,
     (void)rep;
     sasrec *net = m->impl;
     return sq_item_enc_fit(&net->enc, d, s, err);
+}
+
+static sq_status sasrec_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
+    sasrec *net = m->impl;
+    return sq_item_enc_prepare(&net->enc, d, err);
 }
 
 /* x [N, C] = table[ids]·√C, the input embedding of an encoded step or score. */
@@ -201,7 +215,7 @@ static size_t sasrec_scratch(const sq_model *m, uint32_t B, uint32_t T) {
         sq_config_int(m->cfg, "negatives", 1, 1, 4096, &K, NULL);
         n += sq_sasrec_sampled_scratch((int)(B * T), (int)K);
     }
-    if (s->enc.kind != SQ_ITEM_ENC_ID) /* the encoder (unless cached), the lookup, dtable */
+    if (sq_item_enc_runs(&s->enc)) /* the encoder (unless cached), the lookup, dtable */
         n += (T || !s->enc.cache ? sq_item_enc_scratch(&s->enc) : 0) +
              ((size_t)B * (T ? T : (uint32_t)s->net.cfg.maxlen) + (size_t)s->enc.V) * s->enc.C *
                  sizeof(float) +
@@ -214,7 +228,7 @@ static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a,
     sasrec *s = m->impl;
     float l = 0;
     sq_status rc;
-    if (s->enc.kind != SQ_ITEM_ENC_ID) {
+    if (sq_item_enc_runs(&s->enc)) {
         sq_item_enc_drop(&s->enc); /* the parameters are about to change */
         rc = step_encoded(s, a, b, rng, &l, n_targets, err);
     } else if (s->loss == SQ_SASREC_CE) {
@@ -235,7 +249,7 @@ static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a,
 static sq_status sasrec_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
                               sq_arena *a, sq_error *err) {
     const sq_sasrec_net *net = &((const sasrec *)m->impl)->net;
-    if (((const sasrec *)m->impl)->enc.kind != SQ_ITEM_ENC_ID) {
+    if (sq_item_enc_runs(&((const sasrec *)m->impl)->enc)) {
         sq_sasrec_acts acts;
         const float *table;
         sq_status rc = encode(m, seqs, B, a, &acts, &table, err);
@@ -258,8 +272,8 @@ static const float *sasrec_item_vectors(const sq_model *m, uint32_t *dim) {
     sasrec *s = m->impl;
     const sq_sasrec_net *net = &s->net;
     *dim = (uint32_t)net->cfg.hidden;
-    const float *E = s->enc.kind == SQ_ITEM_ENC_ID ? sq_nn_val(&net->ps, net->item_emb)
-                                                   : sq_item_enc_cache(&s->enc, &net->ps);
+    const float *E = !sq_item_enc_runs(&s->enc) ? sq_nn_val(&net->ps, net->item_emb)
+                                                : sq_item_enc_cache(&s->enc, &net->ps);
     return E ? E + net->cfg.hidden : NULL; /* row 0 is padding */
 }
 
@@ -269,7 +283,7 @@ static sq_status sasrec_seq_vectors(const sq_model *m, const sq_seq *seqs, uint3
     uint32_t T = (uint32_t)net->cfg.maxlen;
     sq_sasrec_acts acts;
     sq_status rc;
-    if (((const sasrec *)m->impl)->enc.kind != SQ_ITEM_ENC_ID) {
+    if (sq_item_enc_runs(&((const sasrec *)m->impl)->enc)) {
         const float *table;
         rc = encode(m, seqs, B, a, &acts, &table, err);
     } else {
@@ -287,15 +301,14 @@ static sq_status sasrec_seq_vectors(const sq_model *m, const sq_seq *seqs, uint3
 }
 
 static sq_status sasrec_save_state(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err) {
-    const sasrec *s = m->impl;
+    sasrec *s = m->impl;
     *blobs = NULL;
     *n = 0;
-    if (s->enc.kind == SQ_ITEM_ENC_ID)
+    if (!sq_item_enc_runs(&s->enc))
         return SQ_OK;
-    if (!(*blobs = sq_calloc(3, sizeof **blobs)))
+    if (!(*blobs = sq_calloc(SQ_ITEM_ENC_BLOBS, sizeof **blobs)))
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-    sq_item_enc_blobs(&s->enc, *blobs, n);
-    return SQ_OK;
+    return sq_item_enc_blobs(&s->enc, *blobs, n, err);
 }
 
 static sq_status sasrec_load_state(sq_model *m, const sq_sqm *f, sq_error *err) {
@@ -320,6 +333,7 @@ const sq_model_ops sq_model_sasrec_ops = {
     .iterative = 1,
     .init = sasrec_init,
     .fit = sasrec_fit,
+    .prepare = sasrec_prepare,
     .train_batch = sasrec_train_batch,
     .scratch = sasrec_scratch,
     .score = sasrec_score,

@@ -152,7 +152,8 @@ static void test_encoder_gradient(void **state) {
         sq_params_init(&c.ps);
         size_t shape[2] = {(size_t)V, (size_t)C};
         int emb = sq_params_declare(&c.ps, "item_emb", 2, shape, 1);
-        assert_int_equal(sq_item_enc_declare(&c.e, &c.ps, (sq_item_enc_kind)kind, 2, emb, V, C), 0);
+        sq_item_enc_opts eo = {.kind = (sq_item_enc_kind)kind, .layers = 2};
+        assert_int_equal(sq_item_enc_declare(&c.e, &c.ps, &eo, emb, V, C), 0);
         assert_int_equal(sq_params_alloc(&c.ps, &err), SQ_OK);
         sq_rng rng;
         sq_rng_seed(&rng, 9);
