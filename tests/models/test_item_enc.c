@@ -178,7 +178,8 @@ static void test_encoder_gradient(void **state) {
         for (size_t k = 0; k < c.ps.n; k++) {
             sq_param *t = &c.ps.p[k];
             for (size_t i = 0; i < t->size; i++)
-                worst = fmax(worst, rel_err(central_linear(enc_loss, &c, &t->data[i]), t->grad[i], 1e-3));
+                worst = fmax(worst,
+                             rel_err(central_linear(enc_loss, &c, &t->data[i]), t->grad[i], 1e-3));
         }
         print_message("encoder %s: worst relative error %.2e\n",
                       kind == SQ_ITEM_ENC_GRAPH ? "graph" : "id+graph", worst);
