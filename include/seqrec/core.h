@@ -204,6 +204,9 @@ sq_config *sq_config_clone(const sq_config *c);
 /* Sets key to value (both copied), replacing an earlier value. SQ_ERR_ARG for an empty or
  * malformed key (letters, digits, '_', '.', '-'), SQ_ERR_NOMEM. */
 sq_status sq_config_set(sq_config *c, const char *key, const char *value, sq_error *err);
+/* Sets key to a number: "%ld" of (long)v when is_int, else "%g" (how models write their
+ * resolved settings back). */
+sq_status sq_config_set_num(sq_config *c, const char *key, double v, int is_int, sq_error *err);
 /* Sets only when the key is absent (defaults). */
 sq_status sq_config_default(sq_config *c, const char *key, const char *value, sq_error *err);
 /* "key=value" as given to --set. */

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,15 @@ sq_status sq_config_set(sq_config *c, const char *key, const char *value, sq_err
     c->val[c->n] = v;
     c->n++;
     return SQ_OK;
+}
+
+sq_status sq_config_set_num(sq_config *c, const char *key, double v, int is_int, sq_error *err) {
+    char buf[32];
+    if (is_int)
+        snprintf(buf, sizeof buf, "%ld", (long)v);
+    else
+        snprintf(buf, sizeof buf, "%g", v);
+    return sq_config_set(c, key, buf, err);
 }
 
 sq_status sq_config_default(sq_config *c, const char *key, const char *value, sq_error *err) {

@@ -35,15 +35,6 @@ typedef struct {
 
 /* ======================================== init ========================================= */
 
-static sq_status set_num(sq_config *c, const char *key, double v, int is_int, sq_error *err) {
-    char buf[32];
-    if (is_int)
-        snprintf(buf, sizeof buf, "%ld", (long)v);
-    else
-        snprintf(buf, sizeof buf, "%g", v);
-    return sq_config_set(c, key, buf, err);
-}
-
 static sq_status bpr_init(sq_model *m, sq_rng *rng, sq_error *err) {
     long dim, negatives;
     double reg, init_std;
@@ -59,9 +50,9 @@ static sq_status bpr_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_double(m->cfg, "init_std", 0.1, 0, 10, &init_std, err)) ||
         (rc = sq_config_int(m->cfg, "negatives", 1, 1, 4096, &negatives, err)))
         return rc; /* negatives = 0 is refused here: BPR needs a negative per positive */
-    if ((rc = set_num(m->cfg, "dim", (double)dim, 1, err)) ||
-        (rc = set_num(m->cfg, "reg", reg, 0, err)) ||
-        (rc = set_num(m->cfg, "init_std", init_std, 0, err)))
+    if ((rc = sq_config_set_num(m->cfg, "dim", (double)dim, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "reg", reg, 0, err)) ||
+        (rc = sq_config_set_num(m->cfg, "init_std", init_std, 0, err)))
         return rc;
     uint32_t nu = m->info.n_users, ni = m->info.n_items;
     if (nu == 0 || ni == 0)

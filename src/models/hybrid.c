@@ -67,12 +67,6 @@ typedef struct {
 
 /* ========================================== init ========================================== */
 
-static sq_status put_num(sq_config *c, const char *key, double v, sq_error *err) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%g", v);
-    return sq_config_set(c, key, buf, err);
-}
-
 static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
     (void)rng;
     long dim, epochs, ms, hist, ids, uf, pat, vu, fd, text, tags;
@@ -98,20 +92,23 @@ static sq_status hy_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_int(c, "text", 1, 0, 1, &text, err)) ||
         (rc = sq_config_int(c, "tags", 1, 0, 1, &tags, err)))
         return rc;
-    if ((rc = put_num(c, "dim", (double)dim, err)) ||
-        (rc = put_num(c, "epochs", (double)epochs, err)) || (rc = put_num(c, "lr", lr, err)) ||
+    if ((rc = sq_config_set_num(c, "dim", (double)dim, 0, err)) ||
+        (rc = sq_config_set_num(c, "epochs", (double)epochs, 0, err)) ||
+        (rc = sq_config_set_num(c, "lr", lr, 0, err)) ||
         (rc = sq_config_set(c, "loss", loss ? "bpr" : "warp", err)) ||
-        (rc = put_num(c, "max_sampled", (double)ms, err)) ||
-        (rc = put_num(c, "history", (double)hist, err)) ||
-        (rc = put_num(c, "history_weight", hw, err)) || (rc = put_num(c, "reg", reg, err)) ||
-        (rc = put_num(c, "init_std", istd, err)) || (rc = put_num(c, "ids", (double)ids, err)) ||
-        (rc = put_num(c, "id_dropout", idd, err)) ||
-        (rc = put_num(c, "user_features", (double)uf, err)) ||
-        (rc = put_num(c, "patience", (double)pat, err)) ||
-        (rc = put_num(c, "valid_users", (double)vu, err)) ||
-        (rc = put_num(c, "feature_dim", (double)fd, err)) ||
-        (rc = put_num(c, "text", (double)text, err)) ||
-        (rc = put_num(c, "tags", (double)tags, err)))
+        (rc = sq_config_set_num(c, "max_sampled", (double)ms, 0, err)) ||
+        (rc = sq_config_set_num(c, "history", (double)hist, 0, err)) ||
+        (rc = sq_config_set_num(c, "history_weight", hw, 0, err)) ||
+        (rc = sq_config_set_num(c, "reg", reg, 0, err)) ||
+        (rc = sq_config_set_num(c, "init_std", istd, 0, err)) ||
+        (rc = sq_config_set_num(c, "ids", (double)ids, 0, err)) ||
+        (rc = sq_config_set_num(c, "id_dropout", idd, 0, err)) ||
+        (rc = sq_config_set_num(c, "user_features", (double)uf, 0, err)) ||
+        (rc = sq_config_set_num(c, "patience", (double)pat, 0, err)) ||
+        (rc = sq_config_set_num(c, "valid_users", (double)vu, 0, err)) ||
+        (rc = sq_config_set_num(c, "feature_dim", (double)fd, 0, err)) ||
+        (rc = sq_config_set_num(c, "text", (double)text, 0, err)) ||
+        (rc = sq_config_set_num(c, "tags", (double)tags, 0, err)))
         return rc;
     hy_state *s = sq_calloc(1, sizeof *s);
     if (!s)

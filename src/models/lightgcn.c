@@ -50,15 +50,6 @@ typedef struct {
 
 /* ======================================== init ========================================= */
 
-static sq_status set_num(sq_config *c, const char *key, double v, int is_int, sq_error *err) {
-    char buf[32];
-    if (is_int)
-        snprintf(buf, sizeof buf, "%ld", (long)v);
-    else
-        snprintf(buf, sizeof buf, "%g", v);
-    return sq_config_set(c, key, buf, err);
-}
-
 static sq_status lgcn_init(sq_model *m, sq_rng *rng, sq_error *err) {
     long dim, layers, negatives;
     double reg, init_std;
@@ -75,10 +66,10 @@ static sq_status lgcn_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_double(m->cfg, "init_std", 0.1, 0, 10, &init_std, err)) ||
         (rc = sq_config_int(m->cfg, "negatives", 1, 1, 4096, &negatives, err)))
         return rc; /* negatives = 0 is refused: BPR needs a negative per positive */
-    if ((rc = set_num(m->cfg, "dim", (double)dim, 1, err)) ||
-        (rc = set_num(m->cfg, "layers", (double)layers, 1, err)) ||
-        (rc = set_num(m->cfg, "reg", reg, 0, err)) ||
-        (rc = set_num(m->cfg, "init_std", init_std, 0, err)))
+    if ((rc = sq_config_set_num(m->cfg, "dim", (double)dim, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "layers", (double)layers, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "reg", reg, 0, err)) ||
+        (rc = sq_config_set_num(m->cfg, "init_std", init_std, 0, err)))
         return rc;
     const uint32_t nu = m->info.n_users, ni = m->info.n_items;
     if (nu == 0 || ni == 0)

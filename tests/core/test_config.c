@@ -48,6 +48,21 @@ static void test_set_get(void **state) {
     sq_config_free(d);
 }
 
+/* Numbers written back: integers as "%ld" (no exponent), the others as "%g". */
+static void test_set_num(void **state) {
+    (void)state;
+    sq_config *c = sq_config_create();
+    sq_error err = {0};
+    assert_int_equal(sq_config_set_num(c, "epochs", 1000000, 1, &err), SQ_OK);
+    assert_string_equal(sq_config_get(c, "epochs"), "1000000");
+    assert_int_equal(sq_config_set_num(c, "lr", 0.005, 0, &err), SQ_OK);
+    assert_string_equal(sq_config_get(c, "lr"), "0.005");
+    assert_int_equal(sq_config_set_num(c, "big", 1000000, 0, &err), SQ_OK);
+    assert_string_equal(sq_config_get(c, "big"), "1e+06");
+    assert_int_equal(sq_config_set_num(c, "bad key", 1, 1, &err), SQ_ERR_ARG);
+    sq_config_free(c);
+}
+
 static void test_files(void **state) {
     (void)state;
     sq_error e = {0};
@@ -75,6 +90,7 @@ static void test_files(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get),
+        cmocka_unit_test(test_set_num),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
