@@ -14,6 +14,8 @@
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
 
+#include <signal.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +41,10 @@ typedef struct {
     uint64_t seed;
     FILE *metrics_log;    /* one JSON line per epoch; NULL: none */
     sq_reporter reporter; /* progress ("epoch 3/50") and messages */
+    /* When it points at a non-zero flag (set by a signal handler: Ctrl-C), the loop stops after
+     * the current batch, validates the epoch cut short and keeps the best parameters seen, as
+     * early stopping would. NULL: never. */
+    const volatile sig_atomic_t *stop;
 } sq_train_opts;
 
 /* The options from a model's config keys (epochs, patience, batch, maxlen, lr, warmup, clip,
@@ -53,6 +59,7 @@ typedef struct {
     double best_ndcg10;  /* its validation NDCG@10 (without next_item: the task score) */
     double seconds;      /* training wall time, validation included */
     double last_loss;    /* mean loss of the last epoch */
+    int interrupted;     /* 1: stopped by *opts.stop */
 } sq_train_result;
 
 /* Trains m on the training part of s, validating on its validation part (first calling the

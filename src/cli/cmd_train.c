@@ -109,11 +109,13 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     sq_cli_fit_result fr;
+    sq_cli_catch_interrupt();
     if (sq_cli_fit(&m, model, cfg, d, &split, seed, &rep, log, &fr, &err))
         goto fail;
     if (m->ops->iterative && !quiet && !json) {
         sq_progress_bar_done(&cr.bar);
-        fprintf(stderr, "kept epoch %u of %u\n", fr.best_epoch, fr.epochs);
+        fprintf(stderr, "kept epoch %u of %u%s\n", fr.best_epoch, fr.epochs,
+                fr.interrupted ? " (interrupted)" : "");
     }
     const sq_eval_result vr = fr.valid;
     const double fit_s = fr.seconds;
@@ -139,6 +141,7 @@ int cmd_train(int argc, char **argv) {
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         cJSON_AddNumberToObject(o, "peak_rss_mib", (double)ru.ru_maxrss / 1024.0);
     cJSON_AddNumberToObject(o, "best_epoch", fr.best_epoch);
+    cJSON_AddBoolToObject(o, "interrupted", fr.interrupted);
     cJSON_AddStringToObject(o, "output", out);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

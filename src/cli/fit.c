@@ -1,7 +1,33 @@
 /* fit.c — build, train and validate one model (see fit.h). */
 #include "cli/fit.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_interrupt(int sig) {
+    if (stop_flag) { /* the second one: as if not caught */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_flag = 1;
+    static const char msg[] = "\ninterrupted: stopping after this batch, keeping the best epoch "
+                              "(again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+void sq_cli_catch_interrupt(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The window follows the data: the 90th percentile of sequence lengths, within 50..200. */
 static sq_status default_maxlen(sq_config *cfg, const sq_dataset *d, sq_error *err) {
@@ -37,6 +63,7 @@ sq_status sq_cli_fit(sq_model **out, const char *kind, sq_config *cfg, const sq_
             return rc;
         to.seed = seed;
         to.metrics_log = log;
+        to.stop = &stop_flag;
         if (rep)
             to.reporter = *rep;
         sq_train_result tr;
@@ -44,6 +71,7 @@ sq_status sq_cli_fit(sq_model **out, const char *kind, sq_config *cfg, const sq_
             return rc;
         r->epochs = tr.epochs_run;
         r->best_epoch = tr.best_epoch;
+        r->interrupted = tr.interrupted;
     } else if ((rc = m->ops->fit(m, d, s, rep, err))) {
         return rc;
     }

@@ -9,11 +9,17 @@
 #include "seqrec/train.h"
 
 typedef struct {
-    uint32_t epochs;        /* epochs run (1 for fitted models) */
-    uint32_t best_epoch;    /* epoch kept (1 for fitted models) */
-    double seconds;         /* training (validation between epochs included) */
-    sq_eval_result valid;   /* the kept model on the validation part */
+    uint32_t epochs;      /* epochs run (1 for fitted models) */
+    uint32_t best_epoch;  /* epoch kept (1 for fitted models) */
+    double seconds;       /* training (validation between epochs included) */
+    sq_eval_result valid; /* the kept model on the validation part */
+    int interrupted;      /* 1: training was cut short by Ctrl-C (sq_cli_catch_interrupt) */
 } sq_cli_fit_result;
+
+/* Ctrl-C (SIGINT) and SIGTERM during training: the first one stops the loop after the current
+ * batch, keeping the best epoch so far (the model is still validated and saved); a second one
+ * ends the process at once. */
+void sq_cli_catch_interrupt(void);
 
 /* Creates *out (freed by the caller, also on failure when not NULL) from `kind` and cfg, trains
  * it on split s with validation, and evaluates it on the validation part at the default Ks.

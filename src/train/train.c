@@ -269,6 +269,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     long step = 0;
     uint32_t since_best = 0;
     r->best_ndcg10 = -1;
+    r->interrupted = 0;
     sq_eval_opts vo = {
         .k = {10}, .n_k = 1, .part = SQ_EVAL_VALID, .max_users = o->valid_users, .seed = o->seed};
     for (uint32_t ep = 1; ep <= o->epochs; ep++) {
@@ -315,12 +316,16 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                 ta.sum[t] += tl[t] * (double)tn[t], ta.n[t] += tn[t];
             targets += (uint64_t)nt;
             sq_report_progress(&o->reporter, stage, start + nb, n_users, "users");
+            if (o->stop && *o->stop) {
+                r->interrupted = 1;
+                break;
+            }
         }
         double train_s = sq_now() - te, tv = sq_now();
         double mean_loss = targets ? loss_sum / (double)targets : 0;
         r->epochs_run = ep;
         r->last_loss = mean_loss;
-        if (ep % every && ep != o->epochs) { /* no validation this epoch */
+        if (ep % every && ep != o->epochs && !r->interrupted) { /* no validation this epoch */
             log_epoch(o->metrics_log, ep, mean_loss, &ta, -1, -1, train_s, 0, targets,
                       sq_lr_at(&sched, step));
             sq_report_log(&o->reporter, SQ_LOG_INFO, "train", "epoch %u: loss %.4f, %.1f s", ep,
@@ -367,6 +372,11 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             memcpy(best, ps->values, ps->total * sizeof *best);
             since_best = 0;
         } else if (++since_best >= o->patience) {
+            break;
+        }
+        if (r->interrupted) {
+            sq_report_log(&o->reporter, SQ_LOG_INFO, "train",
+                          "interrupted in epoch %u: keeping epoch %u", ep, r->best_epoch);
             break;
         }
     }

@@ -113,4 +113,24 @@ set +e
 $BIN tune "$T/g.sqd" --model sasrec --grid hidden 2>/dev/null; [ $? = 2 ] || fail "bad --grid exit"
 $BIN tune "$T/g.sqd" --grid hidden=1 2>/dev/null; [ $? = 2 ] || fail "missing --model exit"
 set -e
+
+# Ctrl-C during training: the loop stops after the batch, the best epoch so far is kept and
+# saved (exit 0, "interrupted" in --json), and the saved model evaluates
+$BIN train "$T/g.sqd" --model sasrec --set hidden=16 --set maxlen=20 --set epochs=100000 \
+  --set valid_every=1 --set patience=100000 --json -o "$T/int.sqm" > "$T/int.json" 2> "$T/int.err" &
+TP=$!
+for _ in $(seq 1 600); do # until the first validated epoch is logged (at most 60 s)
+  grep -q "epoch 1:" "$T/int.err" 2>/dev/null && break
+  sleep 0.1
+done
+kill -INT $TP
+wait $TP || fail "an interrupted training exits $?"
+py "
+import json
+r = json.load(open('$T/int.json'))
+assert r['interrupted'] is True and 1 <= r['best_epoch'] <= r['epochs'] < 100000, r
+" || fail "interrupted train --json: $(cat "$T/int.json")"
+grep -q "interrupted" "$T/int.err" || fail "no interruption message"
+$BIN eval -q "$T/int.sqm" "$T/g.sqd" > /dev/null || fail "the interrupted model does not evaluate"
+
 echo "model_cli: ok"
