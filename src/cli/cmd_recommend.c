@@ -40,8 +40,8 @@ static void add_reasons(const sq_dataset *d, const sq_seq *q, const sq_reason *r
 
 static void print_list(const sq_dataset *d, const char *what, const char *id, const uint32_t *ids,
                        const float *vals, const float *prob, uint32_t n, int json,
-                       const char *model, const char *score, const sq_seq *q,
-                       const sq_reason *rs, uint32_t nr, uint32_t per) {
+                       const char *model, const char *score, const sq_seq *q, const sq_reason *rs,
+                       uint32_t nr, uint32_t per) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, what, id);

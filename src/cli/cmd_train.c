@@ -44,15 +44,18 @@ int cmd_train(int argc, char **argv) {
         {"json", OPT_FLAG, &json, NULL, "print the result as one JSON object", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
     };
-    sq_cli_spec spec = {"seqrec train data.sqd --model M [--set key=value]... -o model.sqm",
-                        "Trains a model on the training part of the split (leave-one-out by "
-                        "default),\nreports validation metrics (full ranking) and saves it.",
-                        opts,
-                        (int)(sizeof opts / sizeof *opts),
-                        pos,
-                        1,
-                        1,
-                        &npos};
+    sq_cli_spec spec = {
+        "seqrec train data.sqd --model M [--set key=value]... -o model.sqm",
+        "Trains a model on the training part of the split (leave-one-out by "
+        "default),\nreports validation metrics (full ranking) and saves it. Ctrl-C stops "
+        "after the\ncurrent batch and saves the best epoch so far (a second "
+        "Ctrl-C quits at once).",
+        opts,
+        (int)(sizeof opts / sizeof *opts),
+        pos,
+        1,
+        1,
+        &npos};
     int rc = sq_cli_parse(&spec, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;

@@ -25,7 +25,7 @@ typedef struct {
     double ndcg, hr, mrr;  /* validation @10 */
     uint32_t epochs, best; /* epochs run, epoch kept */
     double seconds;
-    int failed;            /* the trial's config was rejected or training failed */
+    int failed; /* the trial's config was rejected or training failed */
     char msg[160];
 } trial;
 
@@ -110,8 +110,8 @@ static void print_table(const trial *t, uint32_t n, const grid_axis *ax, int n_a
         if (t[i].failed)
             printf(" failed: %s\n", t[i].msg);
         else
-            printf(" %9.4f %9.4f %9.4f %3u/%-3u %9.1f\n", t[i].ndcg, t[i].hr, t[i].mrr,
-                   t[i].best, t[i].epochs, t[i].seconds);
+            printf(" %9.4f %9.4f %9.4f %3u/%-3u %9.1f\n", t[i].ndcg, t[i].hr, t[i].mrr, t[i].best,
+                   t[i].epochs, t[i].seconds);
     }
 }
 
@@ -134,8 +134,8 @@ int cmd_tune(int argc, char **argv) {
         {"model", OPT_STR, &model, "M", model_help, 0, 0},
         {"grid", OPT_MULTI, grids, "KEY=V1,V2,...", "values of one config key (repeatable)",
          &ngrids, MAX_GRID},
-        {"random", OPT_U64, &random_n, "N", "try N combinations drawn at random (default: all)",
-         0, 0},
+        {"random", OPT_U64, &random_n, "N", "try N combinations drawn at random (default: all)", 0,
+         0},
         {"config", OPT_STR, &config, "FILE", "base config file", 0, 0},
         {"set", OPT_MULTI, sets, "KEY=VALUE", "fix one config key for every trial (repeatable)",
          &nsets, 64},
@@ -144,15 +144,15 @@ int cmd_tune(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "S", "random seed of the split, the draws and training (42)", 0,
          0},
         {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
-        {"json", OPT_FLAG, &json, NULL, "print one JSON line per trial instead of the table", 0,
-         0},
+        {"json", OPT_FLAG, &json, NULL, "print one JSON line per trial instead of the table", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
     };
     sq_cli_spec spec = {
         "seqrec tune data.sqd --model M --grid KEY=V1,V2,... [--grid ...] [--random N]",
         "Searches config values on the validation part of the leave-one-out split (the test\n"
         "part is never looked at): every combination of the --grid values, or N of them drawn\n"
-        "at random. Prints the trials sorted by validation NDCG@10.",
+        "at random. Prints the trials sorted by validation NDCG@10. Ctrl-C ends the current\n"
+        "trial at its best epoch so far and the search with it.",
         opts,
         (int)(sizeof opts / sizeof *opts),
         pos,
@@ -185,8 +185,7 @@ int cmd_tune(int argc, char **argv) {
             goto done;
         combos *= (uint64_t)ax[i].n;
         if (combos > MAX_TRIALS) {
-            fprintf(stderr, "seqrec tune: more than %d combinations; use --random N\n",
-                    MAX_TRIALS);
+            fprintf(stderr, "seqrec tune: more than %d combinations; use --random N\n", MAX_TRIALS);
             goto done;
         }
     }
@@ -229,6 +228,7 @@ int cmd_tune(int argc, char **argv) {
     sq_cli_reporter cr;
     sq_reporter rep = sq_cli_reporter_init(&cr, quiet || json);
     double best_ndcg = -1;
+    sq_cli_catch_interrupt(); /* Ctrl-C: this trial keeps its best epoch, the search stops */
     for (uint32_t i = 0; i < n; i++) {
         trial *ti = &t[i];
         ti->combo = order[i];
@@ -242,7 +242,8 @@ int cmd_tune(int argc, char **argv) {
         if (!quiet && !json) {
             fprintf(stderr, "trial %u/%u:", i + 1, n);
             for (int a = 0; a < ngrids; a++)
-                fprintf(stderr, " %s=%s", ax[a].key, ax[a].vals[value_of(ax, ngrids, ti->combo, a)]);
+                fprintf(stderr, " %s=%s", ax[a].key,
+                        ax[a].vals[value_of(ax, ngrids, ti->combo, a)]);
             fputc('\n', stderr);
         }
         if (!s)
@@ -284,6 +285,10 @@ int cmd_tune(int argc, char **argv) {
         else if (!quiet && line)
             fprintf(stderr, "  %s\n", line);
         cJSON_free(line);
+        if (sq_cli_interrupted() && i + 1 < n) {
+            fprintf(stderr, "interrupted: the search stops after %u of %u trials\n", i + 1, n);
+            n = i + 1;
+        }
     }
     qsort(t, n, sizeof *t, by_ndcg);
     if (!json)

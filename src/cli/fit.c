@@ -20,6 +20,10 @@ static void on_interrupt(int sig) {
     (void)w;
 }
 
+int sq_cli_interrupted(void) {
+    return stop_flag != 0;
+}
+
 void sq_cli_catch_interrupt(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

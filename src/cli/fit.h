@@ -20,6 +20,8 @@ typedef struct {
  * batch, keeping the best epoch so far (the model is still validated and saved); a second one
  * ends the process at once. */
 void sq_cli_catch_interrupt(void);
+/* 1 once the first of those signals has arrived. */
+int sq_cli_interrupted(void);
 
 /* Creates *out (freed by the caller, also on failure when not NULL) from `kind` and cfg, trains
  * it on split s with validation, and evaluates it on the validation part at the default Ks.

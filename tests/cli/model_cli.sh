@@ -132,5 +132,18 @@ assert r['interrupted'] is True and 1 <= r['best_epoch'] <= r['epochs'] < 100000
 " || fail "interrupted train --json: $(cat "$T/int.json")"
 grep -q "interrupted" "$T/int.err" || fail "no interruption message"
 $BIN eval -q "$T/int.sqm" "$T/g.sqd" > /dev/null || fail "the interrupted model does not evaluate"
+# ... and in tune: the running trial keeps its best epoch, the search stops with a table of it
+$BIN tune "$T/g.sqd" --model sasrec --set maxlen=20 --set epochs=100000 --set valid_every=1 \
+  --set patience=100000 --grid hidden=8,16,32 -o "$T/tint.sqm" > "$T/tint.out" 2> "$T/tint.err" &
+TP=$!
+for _ in $(seq 1 600); do
+  grep -q "epoch 1:" "$T/tint.err" 2>/dev/null && break
+  sleep 0.1
+done
+kill -INT $TP
+wait $TP || fail "an interrupted tune exits $?"
+grep -q "stops after 1 of 3 trials" "$T/tint.err" || fail "tune: no interruption message"
+[ "$(grep -c "hidden=" "$T/tint.err")" = 1 ] || fail "tune ran another trial after Ctrl-C"
+[ -s "$T/tint.sqm" ] || fail "tune: the interrupted best trial was not saved"
 
 echo "model_cli: ok"
