@@ -73,15 +73,11 @@ static sq_status caser_init(sq_model *m, sq_rng *rng, sq_error *err) {
         return rc;
     if (nh + nv == 0)
         return sq_errorf(err, SQ_ERR_ARG, "config: caser needs nh or nv above 0");
-    const char *keys[] = {"L", "hidden", "nh", "nv"};
-    const long vals[] = {L, d, nh, nv};
-    char buf[32];
-    for (int i = 0; i < 4; i++)
-        if (snprintf(buf, sizeof buf, "%ld", vals[i]) < 0 ||
-            (rc = sq_config_set(m->cfg, keys[i], buf, err)))
-            return rc;
-    snprintf(buf, sizeof buf, "%g", p);
-    if ((rc = sq_config_set(m->cfg, "dropout", buf, err)))
+    if ((rc = sq_config_set_num(m->cfg, "L", (double)L, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "hidden", (double)d, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "nh", (double)nh, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "nv", (double)nv, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "dropout", p, 0, err)))
         return rc;
     /* the train loop's keys, where Caser wants other defaults than SASRec (see the top) */
     if ((rc = sq_config_set(m->cfg, "loss", bce ? "bce" : "ce", err)) ||

@@ -40,10 +40,8 @@ static sq_status content_init(sq_model *m, sq_rng *rng, sq_error *err) {
         return rc;
     if (!text && !tags)
         return sq_errorf(err, SQ_ERR_ARG, "content: text=0 and tags=0 leave no feature");
-    char buf[32];
-    snprintf(buf, sizeof buf, "%g", decay);
     if ((rc = sq_config_default(m->cfg, "recent", "20", err)) ||
-        (rc = sq_config_set(m->cfg, "decay", buf, err)) ||
+        (rc = sq_config_set_num(m->cfg, "decay", decay, 0, err)) ||
         (rc = sq_config_default(m->cfg, "feature_dim", "0", err)) ||
         (rc = sq_config_default(m->cfg, "text", "1", err)) ||
         (rc = sq_config_default(m->cfg, "tags", "1", err)))
@@ -70,9 +68,7 @@ static sq_status content_prepare(sq_model *m, const sq_dataset *d, sq_error *err
     if ((rc = sq_item_features_build(d, &fo, &s->items, err)) ||
         (rc = sq_features_index_build(&s->items, &s->ix, err)))
         return rc;
-    char buf[32];
-    snprintf(buf, sizeof buf, "%u", s->items.dim);
-    return sq_config_set(m->cfg, "feature_dim", buf, err);
+    return sq_config_set_num(m->cfg, "feature_dim", s->items.dim, 1, err);
 }
 
 static sq_status content_fit(sq_model *m, const sq_dataset *d, const sq_split *sp,

@@ -30,15 +30,10 @@ static sq_status knn_init(sq_model *m, sq_rng *rng, sq_error *err) {
         (rc = sq_config_int(m->cfg, "history", 10, 1, 100000, &hist, err)) ||
         (rc = sq_config_double(m->cfg, "decay", 0.8, 0, 1, &decay, err)))
         return rc;
-    char buf[4][32];
-    snprintf(buf[0], 32, "%ld", k);
-    snprintf(buf[1], 32, "%g", shrink);
-    snprintf(buf[2], 32, "%ld", hist);
-    snprintf(buf[3], 32, "%g", decay);
-    if ((rc = sq_config_set(m->cfg, "neighbours", buf[0], err)) ||
-        (rc = sq_config_set(m->cfg, "shrink", buf[1], err)) ||
-        (rc = sq_config_set(m->cfg, "history", buf[2], err)) ||
-        (rc = sq_config_set(m->cfg, "decay", buf[3], err)))
+    if ((rc = sq_config_set_num(m->cfg, "neighbours", (double)k, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "shrink", shrink, 0, err)) ||
+        (rc = sq_config_set_num(m->cfg, "history", (double)hist, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "decay", decay, 0, err)))
         return rc;
     knn_state *s = sq_calloc(1, sizeof *s);
     if (!s)

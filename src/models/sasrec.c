@@ -73,18 +73,13 @@ static sq_status sasrec_init(sq_model *m, sq_rng *rng, sq_error *err) {
     if (hidden % heads)
         return sq_errorf(err, SQ_ERR_ARG, "config: hidden (%ld) must be a multiple of heads (%ld)",
                          hidden, heads);
-    char buf[6][32];
-    snprintf(buf[0], 32, "%ld", maxlen);
-    snprintf(buf[1], 32, "%ld", hidden);
-    snprintf(buf[2], 32, "%ld", blocks);
-    snprintf(buf[3], 32, "%ld", heads);
-    snprintf(buf[4], 32, "%ld", ffn);
-    snprintf(buf[5], 32, "%g", dropout);
-    const char *keys[] = {"maxlen", "hidden", "blocks", "heads", "ffn", "dropout"};
-    for (int i = 0; i < 6; i++)
-        if ((rc = sq_config_set(m->cfg, keys[i], buf[i], err)))
-            return rc;
-    if ((rc = sq_config_set(m->cfg, "act", act ? "gelu" : "relu", err)))
+    if ((rc = sq_config_set_num(m->cfg, "maxlen", (double)maxlen, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "hidden", (double)hidden, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "blocks", (double)blocks, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "heads", (double)heads, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "ffn", (double)ffn, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "dropout", dropout, 0, err)) ||
+        (rc = sq_config_set(m->cfg, "act", act ? "gelu" : "relu", err)))
         return rc;
     sasrec *net = sq_calloc(1, sizeof *net);
     if (!net)

@@ -396,15 +396,11 @@ static sq_status srgnn_init(sq_model *m, sq_rng *rng, sq_error *err) {
         return rc;
     if (m->info.n_items < 1)
         return sq_errorf(err, SQ_ERR_ARG, "srgnn: the dataset has no items");
-    char buf[4][32];
-    snprintf(buf[0], 32, "%ld", maxlen);
-    snprintf(buf[1], 32, "%ld", hidden);
-    snprintf(buf[2], 32, "%ld", steps);
-    snprintf(buf[3], 32, "%g", l2);
-    const char *keys[] = {"maxlen", "hidden", "steps", "l2"};
-    for (int i = 0; i < 4; i++)
-        if ((rc = sq_config_set(m->cfg, keys[i], buf[i], err)))
-            return rc;
+    if ((rc = sq_config_set_num(m->cfg, "maxlen", (double)maxlen, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "hidden", (double)hidden, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "steps", (double)steps, 1, err)) ||
+        (rc = sq_config_set_num(m->cfg, "l2", l2, 0, err)))
+        return rc;
     srgnn *net = sq_calloc(1, sizeof *net);
     if (!net)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
