@@ -20,6 +20,9 @@ int cmd_stats(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* `seqrec bench nn` (bench_nn.c): threads <= 0 keeps the default, runs 1..64. */
 int sq_cli_bench_nn(int json, int runs, int threads);
+/* `seqrec bench train` (bench_train.c): rows 0 = Beauty's size, runs = epochs (1..16). */
+int sq_cli_bench_train(const char *model, uint64_t rows, int runs, int threads,
+                       const char *const *sets, int nsets, int json, const char *dir);
 int cmd_train(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -1,4 +1,5 @@
-/* cmd_bench.c — `seqrec bench ingest`: ingest speed and peak memory on a generated 1 M-row
+/* cmd_bench.c — `seqrec bench ingest|nn|train` (nn: bench_nn.c, train: bench_train.c).
+ * `seqrec bench ingest`: ingest speed and peak memory on a generated 1 M-row
  * MovieLens-style `::` file, each run in a child process so that its peak RSS is its own.
  * Prints figures; asserts nothing. */
 #define _GNU_SOURCE
@@ -124,26 +125,37 @@ static int bench_ingest(uint64_t rows, int runs, int json, const char *dir) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *pos[1] = {NULL};
-    int npos = 0, json = 0;
-    uint64_t rows = 1000000, runs = 5, threads = 0;
+    const char *pos[1] = {NULL}, *model = "sasrec", *sets[64];
+    int npos = 0, json = 0, nsets = 0;
+    uint64_t rows = 0, runs = 0, threads = 0;
     const char *dir = NULL;
     const sq_opt opts[] = {
-        {"rows", OPT_U64, &rows, "N", "rows in the generated ingest input (default 1,000,000)", 0,
-         0},
-        {"runs", OPT_U64, &runs, "R", "repetitions; the median is reported (default 5)", 0, 0},
+        {"rows", OPT_U64, &rows, "N",
+         "ingest: rows in the generated input (default 1,000,000); train: events of the "
+         "generated log (default 353,962, Beauty's size)",
+         0, 0},
+        {"runs", OPT_U64, &runs, "R",
+         "repetitions, the median is reported (default 5; train: epochs, default 3)", 0, 0},
+        {"model", OPT_STR, &model, "M", "train: the model (default sasrec)", 0, 0},
+        {"set", OPT_MULTI, sets, "KEY=VALUE", "train: a config key of the model (repeatable)",
+         &nsets, 64},
         {"dir", OPT_STR, &dir, "DIR", "where to put temporary files (default $TMPDIR or /tmp)", 0,
          0},
         {"threads", OPT_U64, &threads, "N", "nn: threads (default: all cores)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
     };
-    sq_cli_spec spec = {"seqrec bench ingest|nn [--runs R] [--rows N] [--threads N] [--json]",
+    sq_cli_spec spec = {"seqrec bench ingest|nn|train [--runs R] [--rows N] [--threads N] "
+                        "[--model M] [--set K=V]... [--json]",
                         "Measures a part of seqrec and prints the figures (median of runs).\n"
                         "  ingest  a generated MovieLens-style '::' file, one core, each run in "
                         "its own process\n"
                         "  nn      same-run sgemm GFLOP/s and one SASRec training step (forward,\n"
                         "          backward, Adam) in the ML-1M and Beauty shapes, with a "
-                        "per-stage breakdown",
+                        "per-stage breakdown\n"
+                        "  train   seconds per epoch of a model's whole training loop on a "
+                        "generated log\n"
+                        "          of Beauty's shape (users, items, events), validation once "
+                        "at the end",
                         opts,
                         (int)(sizeof opts / sizeof *opts),
                         pos,
@@ -153,16 +165,22 @@ int cmd_bench(int argc, char **argv) {
     int rc = sq_cli_parse(&spec, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
+    const int is_train = !strcmp(pos[0], "train");
+    if (!runs)
+        runs = is_train ? 3 : 5;
     if (runs < 1 || runs > 16) {
         fprintf(stderr, "seqrec bench: --runs must be 1..16\n");
         return 2;
     }
     if (!dir)
         dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (is_train)
+        return sq_cli_bench_train(model, rows, (int)runs, (int)threads, sets, nsets, json, dir);
     if (!strcmp(pos[0], "ingest"))
-        return bench_ingest(rows, (int)runs, json, dir);
+        return bench_ingest(rows ? rows : 1000000, (int)runs, json, dir);
     if (!strcmp(pos[0], "nn"))
         return sq_cli_bench_nn(json, (int)runs, (int)threads);
-    fprintf(stderr, "seqrec bench: unknown benchmark '%s' (available: ingest, nn)\n", pos[0]);
+    fprintf(stderr, "seqrec bench: unknown benchmark '%s' (available: ingest, nn, train)\n",
+            pos[0]);
     return 2;
 }

@@ -146,4 +146,27 @@ grep -q "stops after 1 of 3 trials" "$T/tint.err" || fail "tune: no interruption
 [ "$(grep -c "hidden=" "$T/tint.err")" = 1 ] || fail "tune ran another trial after Ctrl-C"
 [ -s "$T/tint.sqm" ] || fail "tune: the interrupted best trial was not saved"
 
+# bench train: the real loop on a generated log of Beauty's shape, one figure per epoch, no file
+# left behind; refuses fitted and unknown models
+mkdir "$T/bd"
+$BIN bench train --rows 6000 --runs 2 --model sasrec --set hidden=8 --set maxlen=20 --dir "$T/bd" \
+  --json > "$T/bench.json" 2> /dev/null || fail "bench train"
+py "
+import json
+r = json.load(open('$T/bench.json'))
+assert r['bench'] == 'train' and r['model'] == 'sasrec' and r['epochs'] == 2, r
+assert r['users'] == int(40226 * 6000 / 353962) + 1 and r['items'] == int(54542 * 6000 / 353962) + 1, r
+s = r['seconds_per_epoch']
+assert len(s) == 2 and all(x > 0 for x in s) and r['seconds_per_epoch_median'] in s, r
+assert r['seconds_per_epoch_min'] == min(s) and r['seconds_per_epoch_max'] == max(s), r
+assert r['targets_per_second_median'] > 0 and r['validation_seconds'] > 0 and r['peak_rss_mib'] > 0, r
+" || fail "bench train --json: $(cat "$T/bench.json")"
+[ -z "$(ls -A "$T/bd")" ] || fail "bench train left files: $(ls "$T/bd")"
+set +e
+$BIN bench train --rows 6000 --model pop --dir "$T/bd" 2> "$T/bp.err"; [ $? = 1 ] || fail "bench train pop exit"
+grep -q "pop is fitted" "$T/bp.err" || fail "bench train pop message: $(cat "$T/bp.err")"
+$BIN bench train --rows 6000 --model nosuch --dir "$T/bd" 2> /dev/null; [ $? = 1 ] || fail "bench train unknown model exit"
+set -e
+[ -z "$(ls -A "$T/bd")" ] || fail "a failed bench train left files"
+
 echo "model_cli: ok"
