@@ -4,6 +4,7 @@
  * differences and touches only the batch's rows, scores survive save → load bit for bit, and
  * a user the model never saw is folded in from its items (finite scores, better than
  * popularity; with no items the scores are the item biases). */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -32,43 +33,18 @@ static int teardown(void **state) {
 /* BPR-MF with its defaults and `extra` ("key=value", may be NULL), trained for `epochs` on one
  * thread without early stopping. */
 static sq_model *train(uint32_t epochs, const char *extra, sq_train_result *tr, FILE *log) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    char kv[64];
-    snprintf(kv, sizeof kv, "epochs=%u", epochs);
-    assert_int_equal(sq_config_set_arg(cfg, kv, &err), SQ_OK);
-    snprintf(kv, sizeof kv, "patience=%u", epochs);
-    assert_int_equal(sq_config_set_arg(cfg, kv, &err), SQ_OK);
-    if (extra)
-        assert_int_equal(sq_config_set_arg(cfg, extra, &err), SQ_OK);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, "bpr", cfg, D, 7, &err))
-        fail_msg("create: %s", err.msg);
-    sq_config_free(cfg);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    o.metrics_log = log;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train: %s", err.msg);
+    const char *const extras[] = {extra, NULL};
+    sq_model *m = tm_create("bpr", D, NULL, extras, 7);
+    tm_train(m, D, &S, epochs, 1, log, tr);
     return m;
 }
 
 static void eval10(const sq_model *m, double *hr, double *ndcg) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    *hr = r.m[0][SQ_M_HR].mean;
-    *ndcg = r.m[0][SQ_M_NDCG].mean;
+    *hr = tm_eval10(m, D, &S, ndcg);
 }
 
 static sq_model *popularity(void) {
-    sq_model *pop = NULL;
-    sq_error err = {0};
-    assert_int_equal(sq_model_create(&pop, "pop", NULL, D, 1, &err), SQ_OK);
-    assert_int_equal(pop->ops->fit(pop, D, &S, NULL, &err), SQ_OK);
-    return pop;
+    return tm_popularity(D, &S);
 }
 
 static void test_beats_popularity_and_loss_falls(void **state) {

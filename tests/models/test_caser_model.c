@@ -4,6 +4,7 @@
  * embeddings, convolutions, fc1, ReLU, user vector, output bias), one seed gives bit-identical
  * parameters on one thread, scores survive save → load exactly, the config is written back
  * complete, and a user the model never saw is scored with a zero user vector. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -30,42 +31,19 @@ static int teardown(void **state) {
 
 /* A small Caser trained for `epochs` on one thread; extra "key=value" settings may follow. */
 static sq_model *train(uint32_t epochs, sq_train_result *tr, const char *extra) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    sq_config_set(cfg, "hidden", "32", &err);
-    char ep[16];
-    snprintf(ep, sizeof ep, "%u", epochs);
-    sq_config_set(cfg, "epochs", ep, &err);
-    if (extra)
-        assert_int_equal(sq_config_set_arg(cfg, extra, &err), SQ_OK);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, "caser", cfg, D, 7, &err))
-        fail_msg("create: %s", err.msg);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train: %s", err.msg);
-    sq_config_free(cfg);
+    static const char *const base[] = {"hidden=32", NULL};
+    const char *const extras[] = {extra, NULL};
+    sq_model *m = tm_create("caser", D, base, extras, 7);
+    tm_train(m, D, &S, epochs, 0, NULL, tr);
     return m;
 }
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 static double pop_hr10(void) {
-    sq_model *pop = NULL;
-    sq_error err = {0};
-    assert_int_equal(sq_model_create(&pop, "pop", NULL, D, 1, &err), SQ_OK);
-    assert_int_equal(pop->ops->fit(pop, D, &S, NULL, &err), SQ_OK);
-    double h = hr10(pop);
-    sq_model_free(pop);
-    return h;
+    return tm_pop_hr10(D, &S);
 }
 
 static void test_learns_structure(void **state) {

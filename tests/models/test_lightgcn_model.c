@@ -5,6 +5,7 @@
  * propagation reaches; it learns the generator's planted tastes (far above popularity); scores
  * survive save → load bit for bit and equal the dot products of its vectors; a user outside the
  * graph is folded in from its items; a model without a graph says so. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "models/graphs.h"
@@ -31,34 +32,14 @@ static int teardown(void **state) {
 }
 
 static sq_model *train(uint32_t epochs, const char *extra, sq_train_result *tr) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    char kv[64];
-    snprintf(kv, sizeof kv, "epochs=%u", epochs);
-    assert_int_equal(sq_config_set_arg(cfg, kv, &err), SQ_OK);
-    snprintf(kv, sizeof kv, "patience=%u", epochs);
-    assert_int_equal(sq_config_set_arg(cfg, kv, &err), SQ_OK);
-    if (extra)
-        assert_int_equal(sq_config_set_arg(cfg, extra, &err), SQ_OK);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, "lightgcn", cfg, D, 7, &err))
-        fail_msg("create: %s", err.msg);
-    sq_config_free(cfg);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train: %s", err.msg);
+    const char *const extras[] = {extra, NULL};
+    sq_model *m = tm_create("lightgcn", D, NULL, extras, 7);
+    tm_train(m, D, &S, epochs, 1, NULL, tr);
     return m;
 }
 
 static void eval10(const sq_model *m, double *hr, double *ndcg) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    *hr = r.m[0][SQ_M_HR].mean;
-    *ndcg = r.m[0][SQ_M_NDCG].mean;
+    *hr = tm_eval10(m, D, &S, ndcg);
 }
 
 /* The user–item graph: user u's neighbours are exactly the distinct items of its training

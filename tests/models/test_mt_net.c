@@ -17,9 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    double tol, floor;
-} OPTS = {3e-2, 2e-2};
+static const struct { double tol, floor; } OPTS = {3e-2, 2e-2};
 
 enum { NI = 7, TT = 5, BB = 3, NB = 3, NS = 2, NCTX = 1, CTX0 = 3, NN = BB * TT };
 
@@ -234,8 +232,8 @@ static void gradcheck(sq_nn_fuse_kind fusion, sq_nn_share_kind sharing, int unce
             double num, ana;
             if (!directional(&f, p, g, &rng, &num, &ana)) {
                 print_message("%s/%s: %s, direction %d: numeric %g analytic %g\n",
-                              sq_nn_fuse_name(fusion), sq_nn_share_name(sharing), p->name, dir,
-                              num, ana);
+                              sq_nn_fuse_name(fusion), sq_nn_share_name(sharing), p->name, dir, num,
+                              ana);
                 failed++;
             }
         }
@@ -347,8 +345,7 @@ static void test_bad_target(void **state) {
     double loss, tl[SQ_TASK_N];
     long tn[SQ_TASK_N];
     sq_error err = {0};
-    assert_int_equal(mt_net_step(&f.net, f.a, &f.in, &f.tg, NULL, &loss, tl, tn, &err),
-                     SQ_ERR_ARG);
+    assert_int_equal(mt_net_step(&f.net, f.a, &f.in, &f.tg, NULL, &loss, tl, tn, &err), SQ_ERR_ARG);
     fx_free(&f);
 }
 

@@ -9,6 +9,7 @@
  * HR@10 0.203): gru4rec/ce 0.80 after 5 epochs, lstm/ce 0.76 after 6, gru4rec/bprmax 0.84 after
  * 4; each test asks for 70-75 % of that and for twice popularity. lr is 0.01, not the loop's
  * 1e-3: with 12 steps per epoch GRU4Rec at 1e-3 is at 0.20 after 6 epochs and 0.68 after 30. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -24,28 +25,16 @@ static sq_split S;
 static double POP_HR;
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
     if (test_gen_loo("g", 1500, 300, 45000, 5, &D, &S))
         return -1;
-    sq_model *pop = NULL;
-    if (sq_model_create(&pop, "pop", NULL, D, 1, &err) || pop->ops->fit(pop, D, &S, NULL, &err))
-        return -1;
     omp_set_num_threads(1);
-    sq_eval_opts eo = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_status rc = sq_evaluate(pop, D, &S, &eo, &r, &err);
-    POP_HR = r.m[0][SQ_M_HR].mean;
-    sq_model_free(pop);
-    return rc ? -1 : 0;
+    POP_HR = tm_pop_hr10(D, &S);
+    return 0;
 }
 
 static int teardown(void **state) {
@@ -56,34 +45,15 @@ static int teardown(void **state) {
 
 /* A small model of `kind` with extra "key=value" settings (NULL-terminated), untrained. */
 static sq_model *create(const char *kind, const char *const *extra) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    const char *base[] = {"hidden=32", "maxlen=20", "lr=0.01"};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(sq_config_set_arg(cfg, base[i], &err), SQ_OK);
-    for (int i = 0; extra && extra[i]; i++)
-        assert_int_equal(sq_config_set_arg(cfg, extra[i], &err), SQ_OK);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, kind, cfg, D, 7, &err))
-        fail_msg("create %s: %s", kind, err.msg);
-    sq_config_free(cfg);
-    return m;
+    static const char *const base[] = {"hidden=32", "maxlen=20", "lr=0.01", NULL};
+    return tm_create(kind, D, base, extra, 7);
 }
 
 /* The same, trained for `epochs` on one thread. */
 static sq_model *train(const char *kind, const char *const *extra, uint32_t epochs,
                        sq_train_result *tr) {
-    omp_set_num_threads(1);
     sq_model *m = create(kind, extra);
-    sq_error err = {0};
-    char ep[32];
-    snprintf(ep, sizeof ep, "epochs=%u", epochs);
-    assert_int_equal(sq_config_set_arg(m->cfg, ep, &err), SQ_OK);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train %s: %s", kind, err.msg);
+    tm_train(m, D, &S, epochs, 0, NULL, tr);
     return m;
 }
 

@@ -2,6 +2,7 @@
  * log with planted Markov structure: it learns the structure within a few epochs (HR@10 far
  * above popularity), one seed gives bit-identical parameters on one thread, the best epoch is
  * kept, and scores survive save → load exactly. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -27,25 +28,12 @@ static int teardown(void **state) {
 
 /* A small SASRec trained for `epochs` on one thread, with `loss` (NULL: the default). */
 static sq_model *train_loss(uint32_t epochs, sq_train_result *tr, FILE *log, const char *loss) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    if (loss)
-        sq_config_set(cfg, "loss", loss, &err);
-    sq_config_set(cfg, "hidden", "32", &err);
-    sq_config_set(cfg, "maxlen", "20", &err);
-    char ep[16];
-    snprintf(ep, sizeof ep, "%u", epochs);
-    sq_config_set(cfg, "epochs", ep, &err);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, "sasrec", cfg, D, 7, &err))
-        fail_msg("create: %s", err.msg);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    o.metrics_log = log;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train: %s", err.msg);
-    sq_config_free(cfg);
+    static const char *const base[] = {"hidden=32", "maxlen=20", NULL};
+    char kv[64];
+    snprintf(kv, sizeof kv, "loss=%s", loss ? loss : "ce");
+    const char *const extras[] = {kv, NULL};
+    sq_model *m = tm_create("sasrec", D, base, extras, 7);
+    tm_train(m, D, &S, epochs, 0, log, tr);
     return m;
 }
 
@@ -54,11 +42,7 @@ static sq_model *train(uint32_t epochs, sq_train_result *tr, FILE *log) {
 }
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 static void test_learns_structure(void **state) {
@@ -69,10 +53,7 @@ static void test_learns_structure(void **state) {
     sq_train_result tr;
     sq_model *m = train(6, &tr, log);
     fclose(log);
-    sq_model *pop = NULL;
-    sq_error err = {0};
-    assert_int_equal(sq_model_create(&pop, "pop", NULL, D, 1, &err), SQ_OK);
-    assert_int_equal(pop->ops->fit(pop, D, &S, NULL, &err), SQ_OK);
+    sq_model *pop = tm_popularity(D, &S);
     double h = hr10(m), hp = hr10(pop);
     print_message("HR@10 sasrec %.4f (best epoch %u of %u), pop %.4f\n", h, tr.best_epoch,
                   tr.epochs_run, hp);
@@ -100,10 +81,7 @@ static void test_learns_structure(void **state) {
 static void test_sampled_losses_learn(void **state) {
     (void)state;
     omp_set_num_threads(1);
-    sq_model *pop = NULL;
-    sq_error err = {0};
-    assert_int_equal(sq_model_create(&pop, "pop", NULL, D, 1, &err), SQ_OK);
-    assert_int_equal(pop->ops->fit(pop, D, &S, NULL, &err), SQ_OK);
+    sq_model *pop = tm_popularity(D, &S);
     double hp = hr10(pop);
     const char *losses[] = {"bce", "sampled"};
     for (int i = 0; i < 2; i++) {

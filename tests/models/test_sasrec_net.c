@@ -179,8 +179,8 @@ static void check_sampled(sq_sasrec_loss kind, const float *logq) {
     sfixture sf;
     fx_init(&sf.f, &c, 13);
     sq_arena_free(sf.f.a);
-    sf.f.a = sq_arena_create(sq_sasrec_net_scratch(&c, BB, TT) +
-                             sq_sasrec_sampled_scratch(BB * TT, KK));
+    sf.f.a =
+        sq_arena_create(sq_sasrec_net_scratch(&c, BB, TT) + sq_sasrec_sampled_scratch(BB * TT, KK));
     sf.s = (sq_sasrec_sampling){kind, NEGS, KK, logq};
     sq_error err = {0};
     float loss = -1.0f;
@@ -239,7 +239,8 @@ static void test_sampled_bce_by_hand(void **state) {
     long nt = 0;
     assert_int_equal(sq_sasrec_sampled_loss(&net, a, h, tg, 2, &s, &l, NULL, &nt, &err), SQ_OK);
     assert_int_equal(nt, 1);
-    /* h = (0.5, −1): pos = 0.5·0.3 + 0.15 = 0.3, neg5 = 0.25 + 0.25 = 0.5, neg1 = 0.05 + 0.05 = 0.1 */
+    /* h = (0.5, −1): pos = 0.5·0.3 + 0.15 = 0.3, neg5 = 0.25 + 0.25 = 0.5, neg1 = 0.05 + 0.05 = 0.1
+     */
     double want = log1p(exp(-0.3)) + log1p(exp(0.5)) + log1p(exp(0.1));
     assert_float_equal(l, want, 1e-5);
     sq_arena_free(a);

@@ -13,6 +13,7 @@
  * popularity HR@10 0.203): see test_learns for the figure and the margin asked for. */
 #include "nn/gradcheck.c" /* helpers of tests/nn: this binary links tests/models' files only */
 
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -28,28 +29,16 @@ static sq_split S;
 static double POP_HR;
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
     if (test_gen_loo("g", 1500, 300, 45000, 5, &D, &S))
         return -1;
-    sq_model *pop = NULL;
-    if (sq_model_create(&pop, "pop", NULL, D, 1, &err) || pop->ops->fit(pop, D, &S, NULL, &err))
-        return -1;
     omp_set_num_threads(1);
-    sq_eval_opts eo = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_status rc = sq_evaluate(pop, D, &S, &eo, &r, &err);
-    POP_HR = r.m[0][SQ_M_HR].mean;
-    sq_model_free(pop);
-    return rc ? -1 : 0;
+    POP_HR = tm_pop_hr10(D, &S);
+    return 0;
 }
 
 static int teardown(void **state) {
@@ -60,15 +49,7 @@ static int teardown(void **state) {
 
 /* An untrained model for dataset d with "key=value" settings (NULL-terminated). */
 static sq_model *create_for(const sq_dataset *d, const char *const *set) {
-    sq_error err = {0};
-    sq_config *cfg = sq_config_create();
-    for (int i = 0; set && set[i]; i++)
-        assert_int_equal(sq_config_set_arg(cfg, set[i], &err), SQ_OK);
-    sq_model *m = NULL;
-    if (sq_model_create(&m, "srgnn", cfg, d, 7, &err))
-        fail_msg("create srgnn: %s", err.msg);
-    sq_config_free(cfg);
-    return m;
+    return tm_create("srgnn", d, set, NULL, 7);
 }
 
 static sq_model *create(const char *const *set) {
@@ -78,17 +59,8 @@ static sq_model *create(const char *const *set) {
 static const char *const SMALL[] = {"hidden=32", "maxlen=20", "lr=0.01", NULL};
 
 static sq_model *train(uint32_t epochs, sq_train_result *tr) {
-    omp_set_num_threads(1);
     sq_model *m = create(SMALL);
-    sq_error err = {0};
-    char ep[32];
-    snprintf(ep, sizeof ep, "epochs=%u", epochs);
-    assert_int_equal(sq_config_set_arg(m->cfg, ep, &err), SQ_OK);
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    if (sq_train(m, D, &S, &o, tr, &err))
-        fail_msg("train srgnn: %s", err.msg);
+    tm_train(m, D, &S, epochs, 0, NULL, tr);
     return m;
 }
 
