@@ -57,6 +57,11 @@ typedef struct {
     const uint64_t *events; /* [B, T] index of each input event in data's event arrays;
                                UINT64_MAX at padding. The target of a position with a target
                                is the event right after it (index + 1). */
+    /* Items held out of training (a cold_items split), ascending dataset ids, or NULL: they are
+     * never targets, and full-softmax losses leave them out (sq_nn_ce_opts.exclude) so that
+     * training does not learn that they never occur. */
+    const uint32_t *cold_items;
+    uint32_t n_cold_items;
 } sq_batch;
 
 typedef struct sq_model sq_model;

@@ -44,6 +44,12 @@ typedef struct {
                        OpenBLAS's threads and OpenMP's spin for the same cores */
     int first_item; /* only items [first_item, V) take part in the softmax (1 excludes a padding
                        row 0, which then also gets no gradient); 0 by default */
+    /* Items left out of the softmax (a cold_items split's held-out items): ascending ids whose
+     * rows exclude[k] + exclude_shift of E count as logit −∞ (no mass, no gradient: their rows
+     * of dE stay untouched). A target among them is an error. NULL: none. */
+    const uint32_t *exclude;
+    int n_exclude;
+    int exclude_shift; /* the row of item id x is x + exclude_shift (1 with a padding row 0) */
 } sq_nn_ce_opts;
 
 /* Bytes of arena scratch that sq_nn_ce_chunked / _forward / _backward need at most for these

@@ -359,7 +359,7 @@ static sq_status caser_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, 
     if (c->bce) {
         rc = bce_loss(c, a, b, &f, tgt, rows, dh, &l, err);
     } else {
-        const sq_nn_ce_opts o = {0};
+        const sq_nn_ce_opts o = {.exclude = b->cold_items, .n_exclude = (int)b->n_cold_items};
         rc = sq_nn_ce_chunked(&l, dh, sq_nn_grad(&c->ps, c->out), f.h, sq_nn_val(&c->ps, c->out),
                               tgt, N, C, c->n_items, 1.0f, &o, a, err);
     }

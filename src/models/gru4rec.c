@@ -110,15 +110,17 @@ static sq_status net_backward(sq_rnn_net *net, sq_arena *a, const sq_rnn_acts *a
 
 /* Full softmax over items 1..n_items at every position with a target; dh gets dL/dh, the dense
  * table its dL/dE. */
-static sq_status loss_ce(sq_rnn_net *net, sq_arena *a, const float *h, const uint32_t *targets,
-                         int N, const float *table, float *dtable, float *dh, float *loss,
-                         sq_error *err) {
+static sq_status loss_ce(sq_rnn_net *net, sq_arena *a, const float *h, const sq_batch *b, int N,
+                         const float *table, float *dtable, float *dh, float *loss, sq_error *err) {
     int32_t *tgt = sq_arena_alloc(a, (size_t)N * sizeof *tgt);
     if (!tgt)
         return sq_errorf(err, SQ_ERR_NOMEM, "rnn step: arena full");
     for (int n = 0; n < N; n++)
-        tgt[n] = targets[n] ? (int32_t)targets[n] : -1;
-    const sq_nn_ce_opts o = {.first_item = 1};
+        tgt[n] = b->targets[n] ? (int32_t)b->targets[n] : -1;
+    const sq_nn_ce_opts o = {.first_item = 1,
+                             .exclude = b->cold_items,
+                             .n_exclude = (int)b->n_cold_items,
+                             .exclude_shift = 1};
     return sq_nn_ce_chunked(loss, dh, dtable, h, table, tgt, N, net->G, net->n_items + 1, 1.0f, &o,
                             a, err);
 }
@@ -282,7 +284,7 @@ static sq_status rnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, sq
     const float *h = acts.d[net->layers - 1];
     float l = 0.0f;
     rc = net->loss == SQ_RNN_CE
-             ? loss_ce(net, a, h, b->targets, N, table, dtable, dh, &l, err)
+             ? loss_ce(net, a, h, b, N, table, dtable, dh, &l, err)
              : loss_bprmax(net, a, h, b->targets, b->negs, (int)b->n_neg, N, dh, &l, err);
     *loss = l;
     if (rc || nt == 0)

@@ -174,7 +174,10 @@ static sq_status step_encoded(sasrec *s, sq_arena *a, const sq_batch *b, sq_rng 
         nt += b->targets[n] != 0;
     }
     *n_targets = nt;
-    const sq_nn_ce_opts o = {.first_item = 1};
+    const sq_nn_ce_opts o = {.first_item = 1,
+                             .exclude = b->cold_items,
+                             .n_exclude = (int)b->n_cold_items,
+                             .exclude_shift = 1};
     if ((rc = sq_nn_ce_chunked(loss, dh, dtable, acts.h, ea.table, tgt, N, C, V, 1.0f, &o, a,
                                err)) ||
         nt == 0)
@@ -227,8 +230,10 @@ static sq_status sasrec_train_batch(sq_model *m, const sq_batch *b, sq_arena *a,
         sq_item_enc_drop(&s->enc); /* the parameters are about to change */
         rc = step_encoded(s, a, b, rng, &l, n_targets, err);
     } else if (s->loss == SQ_SASREC_CE) {
+        s->net.exclude = b->cold_items, s->net.n_exclude = (int)b->n_cold_items;
         rc = sq_sasrec_net_step(&s->net, a, b->inputs, b->targets, (int)b->B, (int)b->T, rng, &l,
                                 n_targets, NULL, err);
+        s->net.exclude = NULL, s->net.n_exclude = 0;
     } else {
         if (!b->negs || b->n_neg < 1)
             return sq_errorf(err, SQ_ERR_ARG, "sasrec: loss %s needs negatives (negatives >= 1)",

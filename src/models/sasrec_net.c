@@ -390,7 +390,8 @@ sq_status sq_sasrec_net_step(sq_sasrec_net *net, sq_arena *a, const uint32_t *in
     if (n_targets)
         *n_targets = nt;
     /* forward and backward in one call: the loss saves a pass of logits over the split API */
-    const sq_nn_ce_opts o = {.first_item = 1};
+    const sq_nn_ce_opts o = {
+        .first_item = 1, .exclude = net->exclude, .n_exclude = net->n_exclude, .exclude_shift = 1};
     const float *E = sq_nn_val(ps, net->item_emb);
     sq_param *tab = &ps->p[net->item_emb];
     float l = 0.0f;

@@ -93,6 +93,10 @@ typedef struct {
     int item_emb, pos_emb;                 /* parameter indices */
     sq_nn_block blk[SQ_SASREC_MAX_BLOCKS]; /* cfg.blocks SQ_BLOCK_SASREC blocks */
     sq_nn_layernorm ln_f;                  /* final layer norm */
+    /* Items sq_sasrec_net_step's softmax leaves out (sq_nn_ce_opts.exclude: ascending item ids,
+     * the held-out items of a cold_items split), set by the caller for each step; NULL: none. */
+    const uint32_t *exclude;
+    int n_exclude;
 } sq_sasrec_net;
 
 /* Declares and allocates the parameters (values zero until reset). SQ_ERR_ARG for a bad config,

@@ -298,7 +298,10 @@ static sq_status srgnn_train_batch(sq_model *m, const sq_batch *b, sq_arena *a, 
     if (!dY)
         return sq_errorf(err, SQ_ERR_NOMEM, "srgnn step: arena full");
     sq_param *tab = &net->ps.p[net->item_emb];
-    const sq_nn_ce_opts o = {.first_item = 1};
+    const sq_nn_ce_opts o = {.first_item = 1,
+                             .exclude = b->cold_items,
+                             .n_exclude = (int)b->n_cold_items,
+                             .exclude_shift = 1};
     if ((rc = sq_nn_ce_chunked(&l, dY, tab->grad, f.Y, tab->data, tgt, P, net->d, net->n_items + 1,
                                1.0f, &o, a, err)))
         return rc;

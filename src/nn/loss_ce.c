@@ -81,15 +81,17 @@ typedef struct {
     const int32_t *tgt;     /* [n] their targets */
     const int32_t *rows_of; /* [n] their row in the caller's h, or NULL when nothing is masked */
     int n, C, V, first;
-    int chunk, nchunks; /* items per tile, and tiles along the items */
-    int rows, nblocks;  /* rows per tile, and tiles along the rows */
-    int groups;         /* chunk groups (see "Threads") */
-    int threads;        /* threads with their own S */
-    float *S;           /* [threads][rows, chunk] logits / gradient of one tile */
-    double *m, *s;      /* [groups][n] running max and rescaled sum (pass 1) */
-    float *zt;          /* [n] target logits */
-    float *lse;         /* [n] log-sum-exp per row */
-    float *dhg;         /* [groups][n, C] each group's dh (pass 2) */
+    int chunk, nchunks;   /* items per tile, and tiles along the items */
+    int rows, nblocks;    /* rows per tile, and tiles along the rows */
+    int groups;           /* chunk groups (see "Threads") */
+    int threads;          /* threads with their own S */
+    float *S;             /* [threads][rows, chunk] logits / gradient of one tile */
+    double *m, *s;        /* [groups][n] running max and rescaled sum (pass 1) */
+    float *zt;            /* [n] target logits */
+    float *lse;           /* [n] log-sum-exp per row */
+    float *dhg;           /* [groups][n, C] each group's dh (pass 2) */
+    const uint32_t *excl; /* ascending excluded ids (row = id + shift), or NULL */
+    int n_excl, shift;
 } ce_plan;
 
 static size_t align64(size_t b) {
@@ -114,7 +116,8 @@ static int ce_chunk(int V, const sq_nn_ce_opts *o) {
         return o->chunk < items ? o->chunk : items;
     if (items <= CE_DEFAULT_CHUNK)
         return items;
-    int n = CE_GROUPS * ((items + CE_GROUPS * CE_DEFAULT_CHUNK - 1) / (CE_GROUPS * CE_DEFAULT_CHUNK));
+    int n =
+        CE_GROUPS * ((items + CE_GROUPS * CE_DEFAULT_CHUNK - 1) / (CE_GROUPS * CE_DEFAULT_CHUNK));
     int most = (items + CE_MIN_CHUNK - 1) / CE_MIN_CHUNK;
     n = n < most ? n : most;
     return (items + n - 1) / n;
@@ -138,12 +141,12 @@ size_t sq_nn_ce_chunked_scratch(int N, int C, int V, const sq_nn_ce_opts *opts) 
     size_t n = (size_t)N, chunk = (size_t)ce_chunk(V, opts);
     size_t rows = (size_t)ce_rows(N, opts), g = (size_t)ce_groups(V, opts);
     size_t t = (size_t)ce_threads();
-    return align64(n * (size_t)C * sizeof(float))         /* compacted h */
-           + t * align64(rows * chunk * sizeof(float))   /* S per thread */
-           + g * align64(n * sizeof(double)) * 2         /* m, s per group */
-           + g * align64(n * (size_t)C * sizeof(float))  /* dh per group */
-           + align64(n * sizeof(float)) * 2              /* zt, lse */
-           + align64(n * sizeof(int32_t)) * 2;           /* tgt, rows */
+    return align64(n * (size_t)C * sizeof(float))       /* compacted h */
+           + t * align64(rows * chunk * sizeof(float))  /* S per thread */
+           + g * align64(n * sizeof(double)) * 2        /* m, s per group */
+           + g * align64(n * (size_t)C * sizeof(float)) /* dh per group */
+           + align64(n * sizeof(float)) * 2             /* zt, lse */
+           + align64(n * sizeof(int32_t)) * 2;          /* tgt, rows */
 }
 
 #define CE_ALLOC(dst, count, type)                                                                 \
@@ -155,6 +158,29 @@ size_t sq_nn_ce_chunked_scratch(int N, int C, int V, const sq_nn_ce_opts *opts) 
                              sq_arena_capacity(arena) - sq_arena_used(arena),                      \
                              sq_nn_ce_chunked_scratch(N, C, V, opts));                             \
     } while (0)
+
+/* The first k with excl[k] + shift >= row (n_excl when none). */
+static int ce_excl_from(const ce_plan *p, long row) {
+    int lo = 0, hi = p->n_excl;
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if ((long)p->excl[mid] + p->shift < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Writes v into the tile's columns of excluded items: −∞ after the logits, 0 after the
+ * softmax (where exp(−∞ − lse) is ce_expf's floor, not 0). */
+static void ce_mask(const ce_plan *p, int nr, int v0, int ck, float *S, float v) {
+    for (int k = ce_excl_from(p, v0); k < p->n_excl && (long)p->excl[k] + p->shift < v0 + ck; k++) {
+        const int j = (int)((long)p->excl[k] + p->shift - v0);
+        for (int r = 0; r < nr; r++)
+            S[(size_t)r * ck + j] = v;
+    }
+}
 
 /* Validates the arguments, compacts the unmasked rows and carves the scratch. */
 static sq_status ce_plan_make(ce_plan *p, const float *h, const float *E, const int32_t *targets,
@@ -178,6 +204,16 @@ static sq_status ce_plan_make(ce_plan *p, const float *h, const float *E, const 
                              "chunked cross-entropy: row %d: target %d outside [%d, %d)", i, t,
                              first, V);
         n++;
+    }
+    if (opts && opts->exclude && opts->n_exclude > 0) {
+        p->excl = opts->exclude, p->n_excl = opts->n_exclude, p->shift = opts->exclude_shift;
+        for (int i = 0; i < N; i++) {
+            const int k = targets[i] < 0 ? p->n_excl : ce_excl_from(p, targets[i]);
+            if (k < p->n_excl && (long)p->excl[k] + p->shift == targets[i])
+                return sq_errorf(err, SQ_ERR_ARG,
+                                 "chunked cross-entropy: row %d: target %d is an excluded item", i,
+                                 targets[i]);
+        }
     }
     p->E = E;
     p->n = n;
@@ -232,6 +268,8 @@ typedef struct {
 static void ce_logits(const ce_plan *p, ce_tile t, float *S) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t.nr, t.ck, p->C, 1.0f,
                 p->h + (size_t)t.r0 * p->C, p->C, p->E + (size_t)t.v0 * p->C, p->C, 0.0f, S, t.ck);
+    if (p->excl)
+        ce_mask(p, t.nr, t.v0, t.ck, S, -INFINITY);
 }
 
 static ce_tile ce_tile_at(const ce_plan *p, int rb, int c) {
@@ -355,6 +393,8 @@ static void ce_pass2_softmax(const ce_plan *p, ce_tile t, float *S, float scale)
         if (k >= 0 && k < t.ck)
             row[k] -= scale;
     }
+    if (p->excl)
+        ce_mask(p, t.nr, t.v0, t.ck, S, 0.0f);
 }
 
 /* Each thread walks its tiles in the reverse order of pass 1, so that with `have_last` (its S
@@ -382,13 +422,13 @@ static void ce_pass2(ce_plan *p, float *dh, float *dE, float scale, int have_las
                     first = 0;
                     ce_pass2_softmax(p, t, S, scale);
                     if (dhg) /* dh_g[r0 : r0+nr] += G E[v0 : v0+ck] */
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t.nr, C, t.ck,
-                                    1.0f, S, t.ck, p->E + (size_t)t.v0 * C, C, 1.0f,
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t.nr, C, t.ck, 1.0f,
+                                    S, t.ck, p->E + (size_t)t.v0 * C, C, 1.0f,
                                     dhg + (size_t)t.r0 * C, C);
                     if (dE) /* dE[v0 : v0+ck] += G^T h[r0 : r0+nr]: the group's own rows */
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t.ck, C, t.nr, 1.0f,
-                                    S, t.ck, p->h + (size_t)t.r0 * C, C, 1.0f,
-                                    dE + (size_t)t.v0 * C, C);
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t.ck, C, t.nr, 1.0f, S,
+                                    t.ck, p->h + (size_t)t.r0 * C, C, 1.0f, dE + (size_t)t.v0 * C,
+                                    C);
                 }
         }
     }

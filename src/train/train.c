@@ -215,13 +215,16 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
     uint8_t *beh = sq_mallocn((size_t)B * T, 1);
     uint64_t *ev = sq_mallocn((size_t)B * T, sizeof *ev);
     uint32_t *ub = sq_mallocn(B, sizeof *ub);
+    uint32_t *cold = s->item_cold ? sq_mallocn(s->n_cold ? s->n_cold : 1, sizeof *cold) : NULL,
+             n_cold = 0;
     uint32_t K = o->negatives;
     uint32_t *negs = K ? sq_mallocn((size_t)B * T * K, sizeof *negs) : NULL;
     sq_neg_sampler sampler = {0};
     float *best = sq_mallocn(ps->total, sizeof *best);
     sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, T) : 64u << 20);
     sq_optim opt = {0};
-    if (!users || !in || !tg || !beh || !ev || !ub || !best || !arena || (K && !negs)) {
+    if (!users || !in || !tg || !beh || !ev || !ub || !best || !arena || (K && !negs) ||
+        (s->item_cold && !cold)) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -231,6 +234,9 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
                        "the next event, which may be a held-out item's)");
         goto done;
     }
+    for (uint32_t i = 0; cold && i < s->n_items && n_cold < s->n_cold; i++)
+        if (s->item_cold[i])
+            cold[n_cold++] = i;
     const uint64_t *uoff = sq_data_offsets(d);
     const uint32_t *uitems = sq_data_items(d);
     for (uint32_t u = 0; u < nu; u++) {
@@ -292,7 +298,7 @@ sq_status sq_train(sq_model *m, const sq_dataset *d, const sq_split *s, const sq
             }
             if (K)
                 sq_neg_fill(&sampler, &rng, tg, nb, T, K, negs);
-            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K, sampler.logq, d, ev};
+            sq_batch batch = {nb, T, ub, in, tg, beh, negs, K, sampler.logq, d, ev, cold, n_cold};
             sq_params_zero_grad(ps);
             double loss = 0;
             long nt = 0;
@@ -394,5 +400,6 @@ done:
     sq_free(ev);
     sq_free(ub);
     sq_free(best);
+    sq_free(cold);
     return rc;
 }

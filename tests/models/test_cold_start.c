@@ -1,7 +1,8 @@
 /* test_cold_start.c — the cold-start protocols on a generated log whose items carry informative
  * tags (each item's cluster tag, a title from its cluster's words): the splits' invariants,
- * that training never touches a held-out item (batches and negatives), and that the content and
- * hybrid models find held-out items through their tags where popularity cannot. */
+ * that training never touches a held-out item (batches, negatives and full-softmax losses), and
+ * that the content and hybrid models find held-out items through their tags where popularity
+ * cannot. */
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -169,6 +170,54 @@ static void test_training_never_sees_cold_items(void **state) {
     sq_split_free(&s);
 }
 
+/* The full-softmax sequence models under cold_items: held-out items are never inputs or
+ * targets and leave the softmax (sq_batch.cold_items), so their rows of the item table end
+ * exactly as initialised while the warm rows move. Before the exclusion they were negatives of
+ * every target and were pushed down: this fails then. */
+static void test_softmax_never_sees_cold_items(void **state) {
+    (void)state;
+    sq_split s;
+    sq_error err = {0};
+    assert_int_equal(sq_split_cold_items(D, 0.1, 42, &s, &err), SQ_OK);
+    const char *kinds[] = {"sasrec", "gru4rec", "caser", "srgnn"};
+    for (int k = 0; k < 4; k++) {
+        sq_config *cfg = sq_config_create();
+        const char *sets[] = {"epochs=2", "hidden=8", "maxlen=10", "valid_every=1"};
+        for (int j = 0; j < 4; j++)
+            assert_int_equal(sq_config_set_arg(cfg, sets[j], &err), SQ_OK);
+        if (!strcmp(kinds[k], "srgnn")) /* its coupled L2 shrinks every row, as weight decay */
+            assert_int_equal(sq_config_set_arg(cfg, "l2=0", &err), SQ_OK);
+        sq_model *m = NULL, *init = NULL;
+        assert_int_equal(sq_model_create(&m, kinds[k], cfg, D, 5, &err), SQ_OK);
+        assert_int_equal(sq_model_create(&init, kinds[k], cfg, D, 5, &err), SQ_OK);
+        sq_train_opts to;
+        assert_int_equal(sq_train_opts_from_config(m->cfg, &to, &err), SQ_OK);
+        to.seed = 3;
+        sq_train_result tr;
+        if (sq_train(m, D, &s, &to, &tr, &err))
+            fail_msg("%s: %s", kinds[k], err.msg);
+        uint32_t dim, dim0;
+        const float *Q = m->ops->item_vectors(m, &dim), *Q0 = init->ops->item_vectors(init, &dim0);
+        assert_int_equal(dim, dim0);
+        uint32_t moved_warm = 0, moved_cold = 0;
+        for (uint32_t i = 0; i < s.n_items; i++) {
+            int same = !memcmp(Q + (size_t)i * dim, Q0 + (size_t)i * dim, dim * sizeof *Q);
+            if (s.item_cold[i])
+                moved_cold += !same;
+            else
+                moved_warm += !same;
+        }
+        print_message("%s: %u warm and %u held-out item rows moved\n", kinds[k], moved_warm,
+                      moved_cold);
+        assert_int_equal(moved_cold, 0);
+        assert_true(moved_warm > 150);
+        sq_model_free(m);
+        sq_model_free(init);
+        sq_config_free(cfg);
+    }
+    sq_split_free(&s);
+}
+
 static sq_model *fit(const char *kind, const sq_split *s, const char *const *sets) {
     sq_config *cfg = sq_config_create();
     sq_error err = {0};
@@ -283,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_cold_items_split),
         cmocka_unit_test(test_cold_users_split),
         cmocka_unit_test(test_training_never_sees_cold_items),
+        cmocka_unit_test(test_softmax_never_sees_cold_items),
         cmocka_unit_test(test_cold_items_found_through_tags),
         cmocka_unit_test(test_save_load_exact),
     };

@@ -186,6 +186,85 @@ static void test_ce_matches_naive(void **state) {
     }
 }
 
+/* Excluded items (a cold_items split's held-out items) leave the softmax: loss and dh equal the
+ * naive ones over the table without their rows, their rows of dE stay exactly 0, for chunk sizes
+ * where whole chunks (the first one among them) are excluded, with and without a padding row
+ * (shift 1 / 0); an excluded target is refused. */
+static void test_ce_excluded_items(void **state) {
+    (void)state;
+    const int N = 9, C = 6, V = 41;
+    const int chunks[] = {1, 4, 7, 41, 4096};
+    for (int first = 0; first < 2; first++) {
+        /* ids (row − first): 0..3 (a whole chunk of 4), 10, 11, 25, the last one */
+        const uint32_t ex[] = {0, 1, 2, 3, 10, 11, 25, (uint32_t)(V - 1 - first)};
+        const int nex = (int)(sizeof ex / sizeof *ex);
+        int keep[64], nk = 0, is_ex[64] = {0};
+        for (int k = 0; k < nex; k++)
+            is_ex[ex[k] + first] = 1;
+        for (int v = 0; v < V; v++)
+            if (v < first || !is_ex[v])
+                keep[nk++] = v; /* the compacted table keeps the padding row, if any */
+        for (size_t ci = 0; ci < sizeof chunks / sizeof *chunks; ci++) {
+            ce_case k = ce_make(N, C, V, chunks[ci], first, 0.8f, 11);
+            k.o.exclude = ex, k.o.n_exclude = nex, k.o.exclude_shift = first;
+            for (int i = 0; i < N; i++) /* targets among the kept items */
+                k.tgt[i] = keep[first + (i * 5 + 1) % (nk - first)];
+            k.tgt[4] = -1;
+            float *Ek = malloc((size_t)nk * C * sizeof *Ek);
+            int32_t *tk = malloc((size_t)N * sizeof *tk);
+            for (int j = 0; j < nk; j++)
+                memcpy(Ek + (size_t)j * C, k.E + (size_t)keep[j] * C, (size_t)C * sizeof *Ek);
+            for (int i = 0; i < N; i++) {
+                tk[i] = -1;
+                for (int j = 0; j < nk && k.tgt[i] >= 0; j++)
+                    if (keep[j] == k.tgt[i])
+                        tk[i] = j;
+            }
+            double *rdh = malloc((size_t)N * C * sizeof *rdh);
+            double *rdE = malloc((size_t)nk * C * sizeof *rdE);
+            double ref = naive_ce(rdh, rdE, k.h, Ek, tk, N, C, nk, first);
+            float *dh = calloc((size_t)N * C, sizeof *dh), *dE = calloc((size_t)V * C, sizeof *dE);
+            float loss = 0;
+            assert_int_equal(
+                sq_nn_ce_chunked(&loss, dh, dE, k.h, k.E, k.tgt, N, C, V, 1.0f, &k.o, k.a, NULL),
+                SQ_OK);
+            assert_true(fabs(loss - ref) <= 2e-5 * fabs(ref));
+            assert_true(rel_diff(dh, rdh, (size_t)N * C) < 2e-5);
+            float *dEk = malloc((size_t)nk * C * sizeof *dEk);
+            for (int j = 0; j < nk; j++)
+                memcpy(dEk + (size_t)j * C, dE + (size_t)keep[j] * C, (size_t)C * sizeof *dEk);
+            assert_true(rel_diff(dEk, rdE, (size_t)nk * C) < 2e-5);
+            for (int v = 0; v < V; v++)
+                for (int c = 0; is_ex[v] && c < C; c++)
+                    assert_true(dE[(size_t)v * C + c] == 0.0f);
+            /* without the exclusion the same call differs: the test can fail */
+            sq_nn_ce_opts plain = k.o;
+            plain.exclude = NULL;
+            float loss_all = 0;
+            sq_arena_reset(k.a);
+            assert_int_equal(sq_nn_ce_chunked_forward(&loss_all, NULL, k.h, k.E, k.tgt, N, C, V,
+                                                      &plain, k.a, NULL),
+                             SQ_OK);
+            assert_true(loss_all > loss + 1e-3);
+            k.tgt[0] = (int32_t)(ex[4] + (uint32_t)first); /* an excluded target */
+            sq_error err = {0};
+            sq_arena_reset(k.a);
+            assert_int_equal(
+                sq_nn_ce_chunked(&loss, dh, dE, k.h, k.E, k.tgt, N, C, V, 1.0f, &k.o, k.a, &err),
+                SQ_ERR_ARG);
+            assert_non_null(strstr(err.msg, "excluded"));
+            free(dEk);
+            free(dh);
+            free(dE);
+            free(rdh);
+            free(rdE);
+            free(Ek);
+            free(tk);
+            ce_free(&k);
+        }
+    }
+}
+
 /* Beyond 4096 items the default chunking deals 8 groups of chunks to the threads: 1, 2 and 3
  * threads give the same bits (groups merged in order), and the naive loss. */
 static void test_ce_threads_identical(void **state) {
@@ -201,9 +280,9 @@ static void test_ce_threads_identical(void **state) {
         k.tgt[3] = -1;
         dh[t] = calloc((size_t)N * C, sizeof *dh[t]);
         dE[t] = calloc((size_t)V * C, sizeof *dE[t]);
-        assert_int_equal(
-            sq_nn_ce_chunked(&loss[t], dh[t], dE[t], k.h, k.E, k.tgt, N, C, V, 1.0f, &k.o, k.a, NULL),
-            SQ_OK);
+        assert_int_equal(sq_nn_ce_chunked(&loss[t], dh[t], dE[t], k.h, k.E, k.tgt, N, C, V, 1.0f,
+                                          &k.o, k.a, NULL),
+                         SQ_OK);
         if (t == 0) {
             double ref = naive_ce(rdh, rdE, k.h, k.E, k.tgt, N, C, V, 1);
             assert_true(fabs(loss[0] - ref) <= 2e-5 * fabs(ref));
@@ -539,6 +618,7 @@ static void test_mse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ce_matches_naive),
+        cmocka_unit_test(test_ce_excluded_items),
         cmocka_unit_test(test_ce_threads_identical),
         cmocka_unit_test(test_ce_gradcheck),
         cmocka_unit_test(test_ce_huge_logits),
