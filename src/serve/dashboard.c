@@ -12,6 +12,7 @@
  *
  * A file that cannot be read or parsed does not fail the request: its entry carries "error". */
 #define _POSIX_C_SOURCE 200809L
+#include "seqrec/eval.h"
 #include "serve/serve_int.h"
 #include "train/runlog.h"
 
@@ -79,19 +80,15 @@ static cJSON *activity(const sq_dataset *d) {
     return a;
 }
 
-/* The k largest of v[0..n) by value (ties: smaller index first) into idx; returns how many. */
-static uint32_t top_k(const float *v, size_t stride, uint32_t n, uint32_t k, uint32_t *idx) {
+/* The k largest of v[0..n) (every stride-th float) by value, ties by the smaller index, into
+ * idx (vals: room for k); returns how many. */
+static uint32_t top_k(const float *v, size_t stride, uint32_t n, uint32_t k, uint32_t *idx,
+                      float *vals) {
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++) {
-        float x = v[(size_t)i * stride];
-        if (m == k && !(x > v[(size_t)idx[m - 1] * stride]))
-            continue;
-        uint32_t p = m < k ? m++ : k - 1;
-        while (p > 0 && x > v[(size_t)idx[p - 1] * stride]) {
-            idx[p] = idx[p - 1];
-            p--;
-        }
-        idx[p] = i;
+        const float x = v[(size_t)i * stride];
+        if (m < k || x > vals[k - 1])
+            m = sq_topk_insert(idx, vals, m, k, i, x);
     }
     return m;
 }
@@ -101,7 +98,8 @@ static cJSON *top_items(const sq_dataset *d) {
     const size_t w = SQ_ISTAT_FIXED + in->n_behaviours;
     const float *st = sq_data_item_stats(d);
     uint32_t idx[TOP_ITEMS];
-    uint32_t n = top_k(st + SQ_ISTAT_EVENTS, w, in->n_items, TOP_ITEMS, idx);
+    float vals[TOP_ITEMS];
+    uint32_t n = top_k(st + SQ_ISTAT_EVENTS, w, in->n_items, TOP_ITEMS, idx, vals);
     cJSON *a = cJSON_CreateArray();
     for (uint32_t k = 0; k < n; k++) {
         cJSON *o = cJSON_CreateObject();
@@ -118,7 +116,8 @@ static cJSON *top_users(const sq_dataset *d) {
     const size_t w = SQ_USTAT_FIXED + in->n_behaviours;
     const float *st = sq_data_user_stats(d);
     uint32_t idx[TOP_USERS];
-    uint32_t n = top_k(st + SQ_USTAT_EVENTS, w, in->n_users, TOP_USERS, idx);
+    float vals[TOP_USERS];
+    uint32_t n = top_k(st + SQ_USTAT_EVENTS, w, in->n_users, TOP_USERS, idx, vals);
     cJSON *a = cJSON_CreateArray();
     for (uint32_t k = 0; k < n; k++) {
         cJSON *o = cJSON_CreateObject();
