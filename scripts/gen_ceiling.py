@@ -11,7 +11,8 @@ first when none is named view, pv, impression, show, expose or browse), buy = th
 purchase (by default named buy, purchase, order, pay or checkout). Scores: p(click) = the sum of
 the oracle's p over the click-level behaviours, p(buy) = over the purchase behaviours; the
 next-behaviour prediction is the most probable behaviour (the first on ties). AUC counts ties as
-one half; macro-F1 averages F1 over the behaviours that occur as label or prediction.
+one half; macro-F1 averages F1 over the behaviours that occur as label or prediction. The
+majority figures answer the commonest behaviour of the samples every time.
 """
 import json
 import sys
@@ -39,6 +40,18 @@ def auc(scores, labels):
         neg_below += gn
         i = j
     return area / (pos * neg)
+
+
+def macro_f1(pred, true, n):
+    """Mean F1 over the classes that occur as label or prediction (src/eval/tasks_eval.c)."""
+    f1 = []
+    for k in range(n):
+        tp = sum(a == k and b == k for a, b in zip(pred, true))
+        fp = sum(a == k and b != k for a, b in zip(pred, true))
+        fn = sum(a != k and b == k for a, b in zip(pred, true))
+        if tp + fp + fn:
+            f1.append(2 * tp / (2 * tp + fp + fn))
+    return sum(f1) / len(f1) if f1 else None
 
 
 def ceiling(lines, click=None, buy=None):
@@ -74,15 +87,10 @@ def ceiling(lines, click=None, buy=None):
     pred = [max(range(len(names)), key=lambda k: (p[k], -k)) for _, p in samples]
     true = [b for b, _ in samples]
     out["next_behaviour_accuracy"] = sum(a == b for a, b in zip(pred, true)) / len(true) if true else None
-    f1 = []
-    for k in range(len(names)):
-        tp = sum(a == k and b == k for a, b in zip(pred, true))
-        fp = sum(a == k and b != k for a, b in zip(pred, true))
-        fn = sum(a != k and b == k for a, b in zip(pred, true))
-        if tp + fp + fn:
-            f1.append(2 * tp / (2 * tp + fp + fn))
-    out["next_behaviour_macro_f1"] = sum(f1) / len(f1) if f1 else None
-    out["majority_accuracy"] = max(true.count(k) for k in range(len(names))) / len(true) if true else None
+    out["next_behaviour_macro_f1"] = macro_f1(pred, true, len(names))
+    major = max(range(len(names)), key=lambda k: (true.count(k), -k))
+    out["majority_accuracy"] = true.count(major) / len(true) if true else None
+    out["majority_macro_f1"] = macro_f1([major] * len(true), true, len(names))
     return out
 
 

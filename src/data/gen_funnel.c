@@ -11,11 +11,12 @@
  * holds it, one line per event.
  *
  * A step is one of (B = behaviours, stage B-1 is the purchase, B-2 the cart when B ≥ 3):
- *   dwell    with P_DWELL, when the previous event was in this session and not a purchase: the
- *            same item and scene again; the next stage k+1 of the previous event's stage k with
- *            min(DWELL_BOOST · rate(k+1, scene) · mult [· π for a purchase], NEXT_MAX), a direct
- *            purchase (k + 1 < B-1) with min(DIRECT_DWELL · rate(B-1) · mult · π, DIRECT_MAX),
- *            else a view again;
+ *   dwell    when the previous event was in this session and not a purchase, with P_DWELL_VIEW
+ *            after a view and P_DWELL_FUNNEL after a click or cart: the same item and scene
+ *            again; the next stage k+1 of the previous event's stage k with
+ *            min(DWELL_BOOST · rate(k+1, scene) · mult · (π for a purchase, else √π), NEXT_MAX),
+ *            a direct purchase (k + 1 < B-1) with min(DIRECT_DWELL · rate(B-1) · mult · π,
+ *            DIRECT_MAX), else a view again;
  *   revisit  when the user has open cart items, with P_REVISIT_START on a session's first step
  *            and P_REVISIT on later ones: one of them (uniformly), a scene from the revisit
  *            weights; a purchase with min(rate(B-1) · mult · π, NEXT_MAX), else a view, after
@@ -24,7 +25,8 @@
  *            scene as there; a direct purchase with min(DIRECT_FRESH · rate(B-1) · mult · π,
  *            DIRECT_MAX), else a view.
  * rate(stage, scene) and mult (device × hour × taste) are the ordered funnel's (gen_world.c,
- * gen_rate_mult); π is the user's purchase propensity, exp(σ z − σ²/2) with z ~ N(0, 1), mean 1.
+ * gen_rate_mult); π is the user's purchase propensity, exp(σ z − σ²/2) with z ~ N(0, 1), mean 1:
+ * it scales the purchases and, as √π, the clicks and carts too, so that the dense tasks see it.
  * A cart event puts the item in the open cart (at most CART_MAX items, the oldest leaves); a
  * purchase takes it out. Steps of a session are 10 s + Exp(50 s) apart whatever happens, so a
  * time stamp tells nothing about the behaviour. */
@@ -40,12 +42,13 @@
 
 enum { CART_MAX = 8 }; /* open cart items at most */
 
-#define P_DWELL 0.40         /* a step stays on the previous event's item */
+#define P_DWELL_VIEW 0.35    /* a step stays on the previous event's item after a view */
+#define P_DWELL_FUNNEL 0.75  /* and after a click or cart */
 #define P_REVISIT_START 0.30 /* a session's first step revisits an open cart item */
 #define P_REVISIT 0.05       /* a later step does */
 #define P_ABANDON 0.50       /* a revisit without purchase drops the item from the cart */
 #define DWELL_BOOST 1.5      /* stage rates on a dwell step */
-#define DIRECT_FRESH 0.05    /* purchase rate factor on a fresh item's first event */
+#define DIRECT_FRESH 0.02    /* purchase rate factor on a fresh item's first event */
 #define DIRECT_DWELL 0.10    /* and on a dwell step that skips stages */
 #define NEXT_MAX 0.90        /* cap of the next-stage probability */
 #define DIRECT_MAX 0.05      /* cap of a direct purchase */
@@ -99,7 +102,7 @@ static void stage_probs(const gen_world *w, step_kind kind, uint32_t prev, uint1
         p[last] = cap(buy_rate, NEXT_MAX);
     } else {
         uint32_t nxt = prev + 1;
-        double r = w->rate[(nxt > 1 ? S : 0) + scene] * mult * (nxt == last ? prop : 1.0);
+        double r = w->rate[(nxt > 1 ? S : 0) + scene] * mult * (nxt == last ? prop : sqrt(prop));
         p[nxt] = cap(DWELL_BOOST * r, NEXT_MAX);
         if (nxt < last)
             p[last] = cap(DIRECT_DWELL * buy_rate, DIRECT_MAX);
@@ -156,7 +159,8 @@ void gen_sim_user_realistic(const gen_world *w, uint32_t u, gen_emitter *em) {
                 t += GEN_GAP_VIEW_MIN + gen_exp_draw(&r, GEN_GAP_VIEW_MEAN);
             step_kind kind = STEP_FRESH;
             int slot = -1;
-            if (v > 0 && e.beh != last && sq_rng_uniform(&r) < P_DWELL) {
+            if (v > 0 && e.beh != last &&
+                sq_rng_uniform(&r) < (e.beh ? P_DWELL_FUNNEL : P_DWELL_VIEW)) {
                 kind = STEP_DWELL;
             } else if (k.n && sq_rng_uniform(&r) < (v == 0 ? P_REVISIT_START : P_REVISIT)) {
                 kind = STEP_REVISIT;
