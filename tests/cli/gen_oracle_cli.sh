@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gen_oracle_cli.sh — the realistic funnel's oracle (docs/generator.md, "The oracle"):
 # scripts/gen_ceiling.py reproduces hand-computed figures on a tiny oracle file and names the
-# line of a malformed one; on a generated log a multi-task model's buy AUC is well above chance
+# line of a malformed one; bad --funnel / --oracle options are refused; on a generated log a multi-task model's buy AUC is well above chance
 # and not above the oracle's, and its next-behaviour macro-F1 beats always answering the
 # commonest behaviour (accuracy cannot: without the candidate item, a non-view is rarely the more
 # likely answer).
@@ -13,36 +13,45 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v python3 > /dev/null || { echo "no python3: skipping"; exit 77; }
 
-# Test samples: the last event of users a, b, c, e (d has 2 events: no leave-one-out test).
-#   user label  p(view, cart, buy)   click = cart+buy  buy    argmax
+# Test samples: the last event of users a, b, c, e, f (d has 2 events: no leave-one-out test).
+#   user label  p(view, cart, buy)   click = cart+buy  buy    answer
 #   a    buy    .2 .3 .5             .8 (+)            .5 (+) buy  (right)
 #   b    view   .3 .6 .1             .7 (-)            .1 (-) cart (wrong)
 #   c    cart   .4 .1 .5             .6 (+)            .5 (-) buy  (wrong)
 #   e    view   .9 .05 .05           .1 (-)            .05(-) view (right)
-# click AUC: a>b, a>e, c<b, c>e: 3/4. buy AUC: a>b, a=c (1/2), a>e: 2.5/3.
-# accuracy 2/4; F1 view 2/3, cart 0, buy 2/3: macro 4/9; majority (view) 2/4, its F1 view 2/3,
-# cart 0, buy 0: macro 2/9.
+#   f    view   .5 0 .5              .5 (-)            .5 (-) view (right: the first on a tie)
+# click AUC: a beats b, e, f; c beats e, f, not b: 5/6. buy AUC: a beats b, e, ties c, f: 3/4.
+# accuracy 3/5; F1 view 4/5, cart 0, buy 2/3: macro 22/45; majority (view) 3/5, its F1 view
+# 3/4, cart 0, buy 0: macro 1/4.
 printf 'user\titem\tbehaviour\tp_view\tp_cart\tp_buy\n' > "$T/o.tsv"
 for row in "a 1 view .9 .05 .05" "a 2 view .9 .05 .05" "a 3 buy .2 .3 .5" \
            "b 1 view 1 0 0" "b 1 cart 0 1 0" "b 4 view .3 .6 .1" \
            "c 5 view .5 .5 0" "c 6 view .5 .5 0" "c 6 cart .4 .1 .5" \
            "d 1 view 1 0 0" "d 1 buy 0 0 1" \
-           "e 7 view 1 0 0" "e 8 view 1 0 0" "e 9 view .9 .05 .05"; do
+           "e 7 view 1 0 0" "e 8 view 1 0 0" "e 9 view .9 .05 .05" \
+           "f 1 view 1 0 0" "f 2 view 1 0 0" "f 3 view .5 0 .5"; do
   echo "$row" | tr ' ' '\t' >> "$T/o.tsv"
 done
 python3 "$SRC/scripts/gen_ceiling.py" --json "$T/o.tsv" > "$T/c.json"
 python3 - "$T/c.json" <<'PY' || fail "figures: $(cat "$T/c.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
-want = {"n": 4, "click_auc": 0.75, "buy_auc": 2.5 / 3, "next_behaviour_accuracy": 0.5,
-        "next_behaviour_macro_f1": 4 / 9, "majority_accuracy": 0.5, "majority_macro_f1": 2 / 9}
+want = {"n": 5, "click_auc": 5 / 6, "buy_auc": 0.75, "next_behaviour_accuracy": 0.6,
+        "next_behaviour_macro_f1": 22 / 45, "majority_accuracy": 0.6, "majority_macro_f1": 0.25}
 for k, v in want.items():
     assert abs(r[k] - v) < 1e-12, (k, r[k], v)
 assert r["click_behaviours"] == ["cart", "buy"] and r["buy_behaviours"] == ["buy"], r
 PY
 printf 'a\t1\tview\t1\n' >> "$T/o.tsv"
 if python3 "$SRC/scripts/gen_ceiling.py" "$T/o.tsv" 2> "$T/err"; then fail "bad line accepted"; fi
-grep -q "line 16" "$T/err" || fail "bad line message: $(cat "$T/err")"
+grep -q "line 19" "$T/err" || fail "bad line message: $(cat "$T/err")"
+
+# Bad options: a clear message, a non-zero exit, no file.
+if $BIN generate -q --funnel loose -o "$T/x.csv" 2> "$T/err"; then fail "--funnel loose accepted"; fi
+grep -q "ordered or realistic" "$T/err" || fail "--funnel message: $(cat "$T/err")"
+if $BIN generate -q --oracle "$T/x.tsv" -o "$T/x.csv" 2> "$T/err"; then fail "oracle accepted"; fi
+grep -q "oracle file needs the realistic funnel" "$T/err" || fail "--oracle message: $(cat "$T/err")"
+[ -e "$T/x.csv" ] || [ -e "$T/x.tsv" ] && fail "a file was left behind"
 
 # A generated log: the model is measured against the oracle on the same test events.
 $BIN generate -q --users 3000 --items 300 --events 90000 --behaviours view,click,cart,buy \
