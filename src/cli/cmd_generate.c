@@ -21,13 +21,9 @@ int cmd_generate(int argc, char **argv) {
         {"behaviours", OPT_STR, &behaviours, "LIST", "funnel stages (default view,cart,buy)", 0, 0},
         {"scenes", OPT_U64, &scenes, "S", "scenes (default 3: home, search, detail)", 0, 0},
         {"funnel", OPT_STR, &funnel, "F",
-         "ordered (default: a buy only right after a cart of the item) or realistic (direct and "
-         "delayed buys, abandoned carts, a per-user purchase propensity)",
-         0, 0},
+         "ordered (default: a buy only right after a cart) or realistic", 0, 0},
         {"oracle", OPT_STR, &oracle, "FILE",
-         "with --funnel realistic: also write the true behaviour probabilities of every event "
-         "(docs/generator.md; scripts/gen_ceiling.py turns them into the best achievable scores)",
-         0, 0},
+         "realistic funnel: also write each event's true behaviour odds", 0, 0},
         {"seed", OPT_U64, &seed, "S", "random seed; the same seed gives the same file", 0, 0},
         {"format", OPT_STR, &format, "F",
          "csv|tsv|jsonl|movielens|recbole|plain (default: from the file name)", 0, 0},
@@ -40,7 +36,10 @@ int cmd_generate(int argc, char **argv) {
         "seqrec generate --users N --items M --events E [options] -o log.csv",
         "Writes a synthetic event log with planted, known structure (item clusters with "
         "Markov\ntransitions, a view -> cart -> buy funnel with scene-dependent rates, context "
-        "effects;\nsee docs/generator.md). Deterministic by seed.",
+        "effects;\nsee docs/generator.md). Deterministic by seed. --funnel realistic: purchases "
+        "the previous\nevent does not decide (direct and delayed buys, abandoned carts, a per-user "
+        "propensity);\n--oracle FILE with it: scripts/gen_ceiling.py FILE gives the best "
+        "achievable task scores.",
         opts,
         (int)(sizeof opts / sizeof *opts),
         pos,
