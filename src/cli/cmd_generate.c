@@ -23,7 +23,7 @@ int cmd_generate(int argc, char **argv) {
         {"funnel", OPT_STR, &funnel, "F",
          "ordered (default: a buy only right after a cart) or realistic", 0, 0},
         {"oracle", OPT_STR, &oracle, "FILE",
-         "realistic funnel: also write each event's true behaviour odds", 0, 0},
+         "realistic funnel: each event's behaviour probabilities to FILE", 0, 0},
         {"seed", OPT_U64, &seed, "S", "random seed; the same seed gives the same file", 0, 0},
         {"format", OPT_STR, &format, "F",
          "csv|tsv|jsonl|movielens|recbole|plain (default: from the file name)", 0, 0},
