@@ -171,6 +171,8 @@ static sq_status resolve(const sq_gen_opts *o, const char *path, gen_cfg *c, sq_
                          "with a behaviour column (csv, tsv, jsonl, recbole)");
     if (o->oracle && !c->realistic)
         return sq_errorf(err, SQ_ERR_ARG, "generate: an oracle file needs the realistic funnel");
+    if (o->oracle && (!*o->oracle || !strcmp(o->oracle, path)))
+        return sq_errorf(err, SQ_ERR_ARG, "generate: the oracle file needs a name of its own");
     c->oracle = o->oracle;
     c->gzip = o->gzip || has_suffix(path, strlen(path), ".gz");
     c->seed = o->seed;

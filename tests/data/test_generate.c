@@ -557,6 +557,8 @@ static void test_realistic_funnel(void **state) {
     assert_int_equal(sq_generate(&o, test_tmp("x.csv"), &err), SQ_ERR_ARG);
     assert_non_null(strstr(err.msg, "oracle"));
     o.funnel = SQ_GEN_FUNNEL_REALISTIC;
+    assert_int_equal(sq_generate(&o, o.oracle, &err), SQ_ERR_ARG); /* the same file twice */
+    assert_non_null(strstr(err.msg, "name of its own"));
     assert_int_equal(sq_generate(&o, test_tmp("x.dat"), &err), SQ_ERR_ARG);
     assert_non_null(strstr(err.msg, "behaviour column"));
     o.behaviours = "view";
