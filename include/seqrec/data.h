@@ -362,7 +362,8 @@ typedef struct {
  * Errors: SQ_ERR_ARG (users, items or events 0; clusters > items; scenes > 1000; behaviours not
  * 1..8 names of [A-Za-z0-9_-]; t0 outside 0..2100-01-01; format not known from the name;
  * a realistic funnel with fewer than 2 behaviours or a format without a behaviour column; an
- * oracle without the realistic funnel, or at the log's own path), SQ_ERR_IO (nothing is left at path or beside it), SQ_ERR_NOMEM. */
+ * oracle without the realistic funnel, or at the log's own path), SQ_ERR_IO (nothing is left
+ * at path or beside it), SQ_ERR_NOMEM. */
 sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err);
 
 /* Ground truth of the planted structure, for tests that measure what a model learnt. Pure
