@@ -2,8 +2,11 @@
 # multitask.sh — the multi-task benchmark of docs/benchmarks.md: single-task models against
 # shared-bottom, MMoE and PLE multi-task SASRec, every task's test metrics with 95 % bootstrap
 # intervals and the training time, on
-#   gen      a generated log (--events, default 300,000) with a view → click → cart → buy funnel,
-#            three scenes and context fields (docs/generator.md)
+#   gen      a generated log (--events, default 300,000) with the realistic view → click → cart →
+#            buy funnel (direct and delayed buys, abandoned carts, a per-user purchase
+#            propensity), three scenes and context fields, and the oracle's row: the best
+#            achievable click/buy AUC and next-behaviour accuracy/macro-F1 on the same test
+#            events (docs/generator.md)
 #   ml-100k  next item and rating regression (../shared/data/ml-100k)
 #   taobao   pv/fav/cart/buy with categories and Chinese titles: a smoke test of the format
 #
@@ -79,9 +82,20 @@ for set in $SETS; do
     gen)
       if [ ! -f "$sqd" ]; then
         "$BIN" generate -q --users $((EVENTS / 50)) --items $((EVENTS / 500 + 200)) \
-          --events "$EVENTS" --behaviours view,click,cart,buy --seed 1 -o "$OUT/gen.csv"
+          --events "$EVENTS" --behaviours view,click,cart,buy --funnel realistic \
+          --oracle "$OUT/gen.oracle.tsv" --seed 1 -o "$OUT/gen.csv"
         "$BIN" ingest -q "$OUT/gen.csv" -o "$sqd"
       fi
+      python3 scripts/gen_ceiling.py --json "$OUT/gen.oracle.tsv" > "$OUT/gen.oracle.json"
+      python3 - "$OUT/gen.oracle.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = lambda k: "–" if r.get(k) is None else f"{r[k]:.4f}"
+cols = ["–", f("next_behaviour_accuracy"), f("next_behaviour_macro_f1"), f("click_auc"),
+        f("buy_auc"), "–", "–", "–", f("majority_accuracy"), "–"]
+print("| gen | oracle (best achievable) | " + " | ".join(cols) +
+      f" | `scripts/gen_ceiling.py gen.oracle.tsv` (n = {r['n']}) |")
+PY
       all=next_item,next_behaviour,click,buy
       for t in next_item next_behaviour click buy; do run gen "single:$t" "$t"; done
       for s in shared_bottom mmoe ple; do run gen "$s" "$all" --set sharing=$s; done

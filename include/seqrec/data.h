@@ -332,6 +332,12 @@ sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold
  *  - context fields (device, hour bucket) that shift behaviour;
  *  - items carry tags derived from their cluster and a short title text.
  * The same options and seed give byte-identical output. */
+/* The funnel: ORDERED, a view then each further stage on the same item at once or never (the
+ * previous event decides a purchase); REALISTIC, purchases that the previous event does not
+ * decide: direct buys, delayed buys of items carted earlier, abandoned carts, a latent
+ * per-user purchase propensity (docs/generator.md, "Realistic funnel"). */
+typedef enum { SQ_GEN_FUNNEL_ORDERED = 0, SQ_GEN_FUNNEL_REALISTIC } sq_gen_funnel;
+
 typedef struct {
     uint32_t users, items;      /* counts (items ≥ clusters) */
     uint64_t events;            /* total events to write (approximately per user, exact total) */
@@ -342,6 +348,8 @@ typedef struct {
     sq_format format;           /* output format (SQ_FMT_AUTO: from the file name) */
     int gzip;                   /* compress (also implied by a .gz name) */
     int64_t t0;                 /* first timestamp; 0: 2024-01-01 */
+    sq_gen_funnel funnel;       /* SQ_GEN_FUNNEL_ORDERED (default) or _REALISTIC */
+    const char *oracle;         /* realistic funnel: also write this oracle file; NULL: none */
     sq_reporter reporter;
 } sq_gen_opts;
 
@@ -352,8 +360,10 @@ typedef struct {
  * .txt (plain), each optionally .gz. Movielens and plain have no behaviour column: every event
  * is then a view/rating. The planted model is described in docs/generator.md.
  * Errors: SQ_ERR_ARG (users, items or events 0; clusters > items; scenes > 1000; behaviours not
- * 1..8 names of [A-Za-z0-9_-]; t0 outside 0..2100-01-01; format not known from the name),
- * SQ_ERR_IO (nothing is left at path or beside it), SQ_ERR_NOMEM. */
+ * 1..8 names of [A-Za-z0-9_-]; t0 outside 0..2100-01-01; format not known from the name;
+ * a realistic funnel with fewer than 2 behaviours or a format without a behaviour column; an
+ * oracle without the realistic funnel, or at the log's own path), SQ_ERR_IO (nothing is left
+ * at path or beside it), SQ_ERR_NOMEM. */
 sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err);
 
 /* Ground truth of the planted structure, for tests that measure what a model learnt. Pure

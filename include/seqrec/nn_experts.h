@@ -1,5 +1,6 @@
 /* nn_experts.h — the multi-task sharing layer: shared-bottom, MMoE and PLE, with optional
- * scene-specific gates for multi-scenario learning. (To be merged into nn_fusion.h.)
+ * scene-specific gates for multi-scenario learning, and scene-specific towers over their output
+ * (src/nn/scene_towers.c). (To be merged into nn_fusion.h.)
  *
  * Follows nn_layers.h's conventions (tier 2: a struct of parameter indices and config, _init
  * declares the tensors before sq_params_alloc, _reset sets their values after it, _forward fills
@@ -130,6 +131,46 @@ sq_status sq_nn_experts_forward(const sq_nn_experts *l, const sq_params *ps, sq_
 sq_status sq_nn_experts_backward(const sq_nn_experts *l, sq_params *ps, sq_arena *a,
                                  const sq_nn_experts_acts *acts, float *dx, const float *dy,
                                  sq_error *err);
+
+/* ====================================== Scene towers ======================================= */
+
+/* Scene-specific towers over the experts (multi-scenario): task t's rows of scene s pass
+ * through their own layer, y'_t[n] = ReLU(W_{t,s} y_t[n] + b_{t,s}), s = scene[n].
+ * Tensors "<prefix>.w" [T*S, H, H] (xavier per copy) and "<prefix>.b" [T*S, H] (0), copy (t, s)
+ * at index t*S + s. Rows are grouped by scene (a stable counting sort), so every (t, s) copy
+ * is one GEMM over its rows; a copy no row uses gets exactly zero gradient.
+ *   x: [T, N, H] -> y: [T, N, H]  (task t's rows at t*N*H, as the experts' output). */
+typedef struct {
+    int H;        /* width in and out */
+    int n_tasks;  /* T, 1..SQ_EXPERTS_MAX_TASKS */
+    int n_scenes; /* S, 1..65536 */
+    int w, b;     /* tensor indices */
+} sq_nn_scene_towers;
+
+/* Kept by forward for backward, all from the caller's arena. */
+typedef struct {
+    int N;      /* rows */
+    int *perm;  /* [N] rows in scene order */
+    int *start; /* [S + 1] scene s's rows are perm[start[s] .. start[s + 1]) */
+    float *x;   /* [T, N, H] inputs, rows in perm order */
+    float *h;   /* [T, N, H] outputs ReLU(W x + b), rows in perm order */
+} sq_nn_scene_towers_acts;
+
+/* Declares the tensors. 0, or -1 on bad sizes (H < 1, T outside 1..SQ_EXPERTS_MAX_TASKS, S
+ * outside 1..65536) or when declaring fails. */
+int sq_nn_scene_towers_init(sq_nn_scene_towers *l, sq_params *ps, const char *prefix, int H,
+                            int n_tasks, int n_scenes);
+void sq_nn_scene_towers_reset(const sq_nn_scene_towers *l, sq_params *ps, sq_rng *rng);
+/* x [T, N, H] -> y [T, N, H] (y may not overlap x). scene [N] (< n_scenes) or NULL (all 0).
+ * SQ_ERR_ARG: N < 0, a scene value >= n_scenes (the message names the row). SQ_ERR_NOMEM. */
+sq_status sq_nn_scene_towers_forward(const sq_nn_scene_towers *l, const sq_params *ps, sq_arena *a,
+                                     sq_nn_scene_towers_acts *acts, float *y, const float *x,
+                                     const uint16_t *scene, int N, sq_error *err);
+/* dy [T, N, H] -> dx [T, N, H] accumulated (NULL: skipped); parameter gradients accumulated.
+ * SQ_ERR_NOMEM when the arena is full. */
+sq_status sq_nn_scene_towers_backward(const sq_nn_scene_towers *l, sq_params *ps, sq_arena *a,
+                                      const sq_nn_scene_towers_acts *acts, float *dx,
+                                      const float *dy, sq_error *err);
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,14 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cmd_generate(int argc, char **argv) {
     const char *pos[1];
     int npos = 0, quiet = 0, gz = 0, json = 0;
     uint64_t users = 1000, items = 500, events = 20000, clusters = 0, scenes = 0, seed = 1;
-    const char *out = NULL, *format = "auto", *behaviours = NULL;
+    const char *out = NULL, *format = "auto", *behaviours = NULL, *funnel = "ordered",
+               *oracle = NULL;
     const sq_opt opts[] = {
         {"o|output", OPT_STR, &out, "FILE", "the log to write; the format follows the name", 0, 0},
         {"users", OPT_U64, &users, "N", "users (default 1000)", 0, 0},
@@ -18,6 +20,10 @@ int cmd_generate(int argc, char **argv) {
         {"clusters", OPT_U64, &clusters, "C", "item clusters (default about sqrt(items))", 0, 0},
         {"behaviours", OPT_STR, &behaviours, "LIST", "funnel stages (default view,cart,buy)", 0, 0},
         {"scenes", OPT_U64, &scenes, "S", "scenes (default 3: home, search, detail)", 0, 0},
+        {"funnel", OPT_STR, &funnel, "F",
+         "ordered (default: a buy only right after a cart) or realistic", 0, 0},
+        {"oracle", OPT_STR, &oracle, "FILE",
+         "realistic funnel: each event's behaviour probabilities to FILE", 0, 0},
         {"seed", OPT_U64, &seed, "S", "random seed; the same seed gives the same file", 0, 0},
         {"format", OPT_STR, &format, "F",
          "csv|tsv|jsonl|movielens|recbole|plain (default: from the file name)", 0, 0},
@@ -30,7 +36,10 @@ int cmd_generate(int argc, char **argv) {
         "seqrec generate --users N --items M --events E [options] -o log.csv",
         "Writes a synthetic event log with planted, known structure (item clusters with "
         "Markov\ntransitions, a view -> cart -> buy funnel with scene-dependent rates, context "
-        "effects;\nsee docs/generator.md). Deterministic by seed.",
+        "effects;\nsee docs/generator.md). Deterministic by seed. --funnel realistic: purchases "
+        "the previous\nevent does not decide (direct and delayed buys, abandoned carts, a per-user "
+        "propensity);\n--oracle FILE with it: scripts/gen_ceiling.py FILE gives the best "
+        "achievable task scores.",
         opts,
         (int)(sizeof opts / sizeof *opts),
         pos,
@@ -53,6 +62,13 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "seqrec generate: --format: unknown format '%s'\n", format);
         return 2;
     }
+    if (!strcmp(funnel, "realistic"))
+        g.funnel = SQ_GEN_FUNNEL_REALISTIC;
+    else if (strcmp(funnel, "ordered")) {
+        fprintf(stderr, "seqrec generate: --funnel: '%s' is not ordered or realistic\n", funnel);
+        return 2;
+    }
+    g.oracle = oracle;
     sq_cli_reporter cr;
     g.users = (uint32_t)users;
     g.items = (uint32_t)items;
@@ -73,6 +89,9 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "items", (double)items);
         cJSON_AddNumberToObject(o, "events", (double)events);
         cJSON_AddNumberToObject(o, "seed", (double)seed);
+        cJSON_AddStringToObject(o, "funnel", funnel);
+        if (oracle)
+            cJSON_AddStringToObject(o, "oracle", oracle);
         char *text = o ? cJSON_PrintUnformatted(o) : NULL;
         if (!text) {
             fprintf(stderr, "seqrec generate: out of memory\n");

@@ -16,14 +16,21 @@
 #include <zlib.h>
 
 enum {
-    GEN_MAX_BEHAVIOURS = 8, /* funnel stages */
-    GEN_MAX_SCENES = 1000,  /* scenes option bound */
-    GEN_NAME_MAX = 32,      /* longest behaviour name */
-    GEN_DEVICES = 3,        /* mobile, desktop, tablet */
-    GEN_BUF = 1 << 20,      /* sink buffer bytes */
-    GEN_LINE_MAX = 512,     /* longest line one gen_write_* call may add */
-    GEN_SCENE_NAME_MAX = 16 /* "scene" + any uint32_t and the NUL fit */
+    GEN_MAX_BEHAVIOURS = 8,        /* funnel stages */
+    GEN_MAX_SCENES = 1000,         /* scenes option bound */
+    GEN_NAME_MAX = 32,             /* longest behaviour name */
+    GEN_DEVICES = 3,               /* mobile, desktop, tablet */
+    GEN_BUF = 1 << 20,             /* sink buffer bytes */
+    GEN_LINE_MAX = 512,            /* longest line one gen_write_* call may add */
+    GEN_SCENE_NAME_MAX = 16,       /* "scene" + any uint32_t and the NUL fit */
+    GEN_START_SPREAD = 30 * 86400, /* first sessions start within this after t0 */
+    GEN_SESSION_MAX = 50,          /* steps in a session at most */
+    GEN_GAP_VIEW_MIN = 10,         /* seconds between steps of a session, at least */
+    GEN_GAP_VIEW_MEAN = 50,        /* plus an exponential with this mean */
+    GEN_GAP_SESSION_MIN = 1800,    /* seconds between sessions, at least */
 };
+#define GEN_SESSION_CONT 0.8 /* a session goes on after a step: mean length 5 */
+#define GEN_P_MAX 0.95       /* conversion probability cap */
 
 /* One event as the simulation produces it; names are looked up in the gen_vocab. */
 typedef struct {
@@ -100,15 +107,17 @@ static inline void gen_sink_reserve(gen_sink *s) {
 
 /* The options resolved and checked, and the names lines refer to. */
 typedef struct gen_cfg {
-    uint64_t seed;     /* from the options */
-    uint64_t events;   /* total events */
-    uint32_t users;    /* users */
-    uint32_t items;    /* items */
-    uint32_t clusters; /* resolved cluster count, 1..items */
-    int64_t t0;        /* resolved first timestamp */
-    int gzip;          /* compress the event file */
-    int funnel;        /* the format has a behaviour column: simulate the funnel */
-    gen_vocab vocab;   /* format and names (vocab.scene set by gen_world_build) */
+    uint64_t seed;      /* from the options */
+    uint64_t events;    /* total events */
+    uint32_t users;     /* users */
+    uint32_t items;     /* items */
+    uint32_t clusters;  /* resolved cluster count, 1..items */
+    int64_t t0;         /* resolved first timestamp */
+    int gzip;           /* compress the event file */
+    int funnel;         /* the format has a behaviour column: simulate the funnel */
+    int realistic;      /* funnel SQ_GEN_FUNNEL_REALISTIC (gen_funnel.c) */
+    const char *oracle; /* oracle file path (realistic funnel only); NULL: none */
+    gen_vocab vocab;    /* format and names (vocab.scene set by gen_world_build) */
     char beh_buf[GEN_MAX_BEHAVIOURS][GEN_NAME_MAX + 1]; /* behaviour names */
 } gen_cfg;
 
@@ -118,8 +127,9 @@ typedef struct gen_world {
     uint32_t max_members; /* size of the largest cluster */
     double *pop_cdf;      /* [max_members] cumulative Zipf weights of member ranks */
     uint32_t *succ;       /* [items × SQ_GEN_SUCCESSORS] strong successors */
-    double *scene_cdf;    /* [2 × scenes] cumulative scene weights: row 0 after a followed
-                             successor, row 1 otherwise */
+    double *scene_cdf;    /* [3 × scenes] cumulative scene weights: row 0 after a followed
+                             successor, row 1 otherwise, row 2 a revisit of a carted item
+                             (realistic funnel) */
     double *rate;         /* [2 × scenes] conversion: row 0 stage 1, row 1 later stages */
     uint64_t *len;        /* [users] events of each user */
     gen_name *scene;      /* [scenes] names */
@@ -142,5 +152,54 @@ sq_status gen_world_build(gen_world *w, const gen_cfg *c, sq_error *err);
 void gen_world_free(gen_world *w); /* leaves w zeroed; twice is harmless */
 /* The item side file: movies.dat rows for movielens, else a RecBole .item file. */
 void gen_write_items(gen_sink *s, const gen_cfg *c);
+
+/* ============================ generate.c: draws shared by the funnels ======================== */
+
+/* Where events go, and progress. */
+typedef struct {
+    gen_sink *sink;         /* the event file */
+    gen_sink *oracle;       /* the oracle file (realistic funnel); NULL: none */
+    const gen_vocab *vocab; /* names */
+    const sq_reporter *rep; /* progress callback */
+    uint64_t done, total;   /* events written, to write */
+} gen_emitter;
+
+/* Writes e to the event file and counts it for the progress. */
+void gen_emit(gen_emitter *em, const gen_event *e);
+
+/* What a user is: drawn first from the user's stream, the same way in both funnels. */
+typedef struct {
+    uint32_t pref[3]; /* preferred clusters */
+    uint32_t np;      /* how many, 1..3 */
+    uint8_t primary;  /* primary device */
+} gen_user;
+
+void gen_user_draw(const gen_world *w, sq_rng *r, gen_user *g);
+/* The affinity of the user to cluster cl: 1.0, 0.7, 0.5 by preference rank, else 0. */
+double gen_affinity(const gen_user *g, uint32_t cl);
+/* The planted rating 1..5 (one normal draw). */
+uint8_t gen_value(const gen_world *w, sq_rng *r, double aff, uint32_t item);
+/* A session's device, then its starting cluster (*cl) and first item. */
+uint8_t gen_session_device(sq_rng *r, const gen_user *g);
+uint32_t gen_session_item(const gen_world *w, sq_rng *r, const gen_user *g, uint32_t *cl);
+/* The next item of a session's Markov walk from item; *cl may switch; *followed says whether
+ * a strong successor was followed. */
+uint32_t gen_walk(const gen_world *w, sq_rng *r, const gen_user *g, uint32_t item, uint32_t *cl,
+                  int *followed);
+/* A scene from row (0 followed, 1 other, 2 cart revisit) of the scene weights. */
+uint16_t gen_scene_draw(const gen_world *w, sq_rng *r, int row);
+/* Device × hour × taste factor of every conversion rate. */
+double gen_rate_mult(uint8_t device, uint8_t hour, double aff);
+int64_t gen_exp_draw(sq_rng *r, double mean);
+/* The session-gap mean of a user with `left` events (shorter for very active users). */
+double gen_gap_mean(uint64_t left);
+
+/* ===================== gen_funnel.c: the realistic funnel (docs/generator.md) ================= */
+
+/* Simulates user u with purchases not decided by the previous event; writes the oracle line of
+ * every event when em->oracle is set. */
+void gen_sim_user_realistic(const gen_world *w, uint32_t u, gen_emitter *em);
+/* The oracle file's header line. */
+void gen_write_oracle_header(gen_sink *s, const gen_vocab *v);
 
 #endif

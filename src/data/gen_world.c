@@ -18,8 +18,8 @@
 
 static const double RATE1[3] = {0.05, 0.15, 0.25}; /* stage 1 by scene */
 static const double RATE2[3] = {0.20, 0.30, 0.40}; /* later stages by scene */
-static const double SCENE_W[2][3] = {{0.2, 0.2, 0.6}, {0.45, 0.45, 0.1}};
-#define SCENE_W_EXTRA 0.05
+/* Scene of a step: after a followed successor, another view, a revisit of a carted item. */
+static const double SCENE_W[3][3] = {{0.2, 0.2, 0.6}, {0.45, 0.45, 0.1}, {0.5, 0.2, 0.3}};
 #define SCENE_W_EXTRA 0.05 /* weight of each scene beyond the third */
 
 /* ================================== Planted ground truth ===================================== */
@@ -140,7 +140,7 @@ sq_status gen_world_build(gen_world *w, const gen_cfg *c, sq_error *err) {
     w->max_members = gen_cluster_size(c->items, C, 0);
     if (!(w->pop_cdf = sq_mallocn(w->max_members, sizeof *w->pop_cdf)) ||
         !(w->succ = sq_mallocn((size_t)c->items * SQ_GEN_SUCCESSORS, sizeof *w->succ)) ||
-        !(w->scene_cdf = sq_mallocn(2 * (size_t)S, sizeof *w->scene_cdf)) ||
+        !(w->scene_cdf = sq_mallocn(3 * (size_t)S, sizeof *w->scene_cdf)) ||
         !(w->rate = sq_mallocn(2 * (size_t)S, sizeof *w->rate)) ||
         !(w->len = sq_mallocn(c->users, sizeof *w->len)) ||
         !(w->scene = sq_mallocn(S, sizeof *w->scene)) ||
@@ -155,12 +155,13 @@ sq_status gen_world_build(gen_world *w, const gen_cfg *c, sq_error *err) {
     for (uint32_t i = 0; i < c->items; i++)
         successors(c->seed, c->items, C, i, w->succ + (size_t)i * SQ_GEN_SUCCESSORS);
     static const char *const base_names[3] = {"home", "search", "detail"};
-    for (int row = 0; row < 2; row++) {
+    for (int row = 0; row < 3; row++) {
         acc = 0;
         for (uint32_t s = 0; s < S; s++) {
             w->scene_cdf[row * S + s] = acc += s < 3 ? SCENE_W[row][s] : SCENE_W_EXTRA;
-            w->rate[row * S + s] =
-                s < 3 ? (row ? RATE2[s] : RATE1[s]) : (row ? 0.20 : 0.05) + 0.02 * (double)(s % 11);
+            if (row < 2)
+                w->rate[row * S + s] = s < 3 ? (row ? RATE2[s] : RATE1[s])
+                                             : (row ? 0.20 : 0.05) + 0.02 * (double)(s % 11);
         }
     }
     for (uint32_t s = 0; s < S; s++) {

@@ -55,21 +55,14 @@
 
 enum {
     T0_DEFAULT = 1704067200,   /* 2024-01-01T00:00:00Z */
-    START_SPREAD = 30 * 86400, /* first sessions start within this after t0 */
-    SESSION_MAX = 50,          /* views in a session at most */
-    GAP_VIEW_MIN = 10,         /* seconds between views, at least */
-    GAP_VIEW_MEAN = 50,        /* plus an exponential with this mean */
-    GAP_SESSION_MIN = 1800,    /* seconds between sessions, at least */
     GAP_SESSION_MEAN = 129600, /* plus an exponential with this mean (1.5 days) */
     SPAN_TARGET = 730 * 86400, /* a very active user's log spans about this at most */
     FUNNEL_GAP = 30,           /* a funnel stage comes 1..FUNNEL_GAP s after the previous */
 };
 static const int64_t T0_MAX = 4102444800; /* 2100-01-01: ingest's default upper bound */
 
-#define P_SWITCH 0.05    /* a step changes cluster */
-#define P_EXPLORE 0.10   /* a session starts in a random cluster */
-#define SESSION_CONT 0.8 /* a session goes on after a view: mean length 5 */
-#define P_MAX 0.95       /* conversion probability cap */
+#define P_SWITCH 0.05                                    /* a step changes cluster */
+#define P_EXPLORE 0.10                                   /* a session starts in a random cluster */
 static const double FOLLOW_CUM[3] = {0.5, 0.8, 1.0};     /* successor choice, cumulative */
 static const double AFFINITY[3] = {1.0, 0.7, 0.5};       /* by preferred-cluster rank */
 static const double DEVICE_SHARE[3] = {0.55, 0.90, 1.0}; /* primary device, cumulative */
@@ -169,6 +162,18 @@ static sq_status resolve(const sq_gen_opts *o, const char *path, gen_cfg *c, sq_
                          path);
     c->vocab.format = f;
     c->funnel = f != SQ_FMT_MOVIELENS && f != SQ_FMT_PLAIN;
+    if ((unsigned)o->funnel > SQ_GEN_FUNNEL_REALISTIC)
+        return sq_errorf(err, SQ_ERR_ARG, "generate: unknown funnel %d", (int)o->funnel);
+    c->realistic = o->funnel == SQ_GEN_FUNNEL_REALISTIC;
+    if (c->realistic && (!c->funnel || c->vocab.n_beh < 2))
+        return sq_errorf(err, SQ_ERR_ARG,
+                         "generate: the realistic funnel needs at least 2 behaviours and a format "
+                         "with a behaviour column (csv, tsv, jsonl, recbole)");
+    if (o->oracle && !c->realistic)
+        return sq_errorf(err, SQ_ERR_ARG, "generate: an oracle file needs the realistic funnel");
+    if (o->oracle && (!*o->oracle || !strcmp(o->oracle, path)))
+        return sq_errorf(err, SQ_ERR_ARG, "generate: the oracle file needs a name of its own");
+    c->oracle = o->oracle;
     c->gzip = o->gzip || has_suffix(path, strlen(path), ".gz");
     c->seed = o->seed;
     c->events = o->events;
@@ -208,121 +213,150 @@ static uint32_t log_uniform(sq_rng *r, uint32_t n) {
     return k < n ? k : n - 1;
 }
 
-static int64_t exp_draw(sq_rng *r, double mean) {
+int64_t gen_exp_draw(sq_rng *r, double mean) {
     return (int64_t)(-mean * log(1.0 - sq_rng_uniform(r)));
+}
+
+void gen_user_draw(const gen_world *w, sq_rng *r, gen_user *g) {
+    uint32_t C = w->c->clusters;
+    g->np = 1 + sq_rng_below(r, 3);
+    if (g->np > C)
+        g->np = C;
+    for (uint32_t i = 0; i < g->np; i++) {
+        uint32_t dup;
+        do {
+            g->pref[i] = sq_rng_uniform(r) < 0.5 ? log_uniform(r, C) : sq_rng_below(r, C);
+            dup = 0;
+            for (uint32_t j = 0; j < i; j++)
+                dup |= g->pref[j] == g->pref[i];
+        } while (dup);
+    }
+    double x = sq_rng_uniform(r);
+    g->primary = x < DEVICE_SHARE[0] ? 0 : x < DEVICE_SHARE[1] ? 1 : 2;
+}
+
+double gen_affinity(const gen_user *g, uint32_t cl) {
+    double aff = 0;
+    for (uint32_t j = 0; j < g->np; j++)
+        if (g->pref[j] == cl)
+            aff = AFFINITY[j];
+    return aff;
+}
+
+uint8_t gen_value(const gen_world *w, sq_rng *r, double aff, uint32_t item) {
+    double rating =
+        1.8 + 2.6 * aff + 0.7 * gen_item_quality(w->c->seed, item) + 0.6 * sq_rng_normal(r);
+    long rv = lround(rating);
+    return (uint8_t)(rv < 1 ? 1 : rv > 5 ? 5 : rv);
+}
+
+uint8_t gen_session_device(sq_rng *r, const gen_user *g) {
+    return sq_rng_uniform(r) < 0.8 ? g->primary : (uint8_t)sq_rng_below(r, GEN_DEVICES);
+}
+
+uint32_t gen_session_item(const gen_world *w, sq_rng *r, const gen_user *g, uint32_t *cl) {
+    if (sq_rng_uniform(r) < P_EXPLORE) {
+        *cl = sq_rng_below(r, w->c->clusters);
+    } else {
+        double x = sq_rng_uniform(r);
+        *cl = g->pref[g->np == 1 || x < 0.6 ? 0 : g->np == 2 || x < 0.85 ? 1 : 2];
+    }
+    return pop_draw(w, r, *cl);
+}
+
+uint32_t gen_walk(const gen_world *w, sq_rng *r, const gen_user *g, uint32_t item, uint32_t *cl,
+                  int *followed) {
+    double x = sq_rng_uniform(r);
+    *followed = x < SQ_GEN_P_FOLLOW;
+    if (*followed) {
+        double y = x / SQ_GEN_P_FOLLOW;
+        int k = y < FOLLOW_CUM[0] ? 0 : y < FOLLOW_CUM[1] ? 1 : 2;
+        return w->succ[(size_t)item * SQ_GEN_SUCCESSORS + k];
+    }
+    if (x < SQ_GEN_P_FOLLOW + P_SWITCH)
+        *cl = sq_rng_uniform(r) < 0.5 ? sq_rng_below(r, w->c->clusters)
+                                      : g->pref[sq_rng_below(r, g->np)];
+    return pop_draw(w, r, *cl);
+}
+
+uint16_t gen_scene_draw(const gen_world *w, sq_rng *r, int row) {
+    uint32_t S = w->c->vocab.n_scenes;
+    const double *cdf = w->scene_cdf + (size_t)row * S;
+    return (uint16_t)cdf_find(cdf, S, sq_rng_uniform(r) * cdf[S - 1]);
+}
+
+double gen_rate_mult(uint8_t device, uint8_t hour, double aff) {
+    return DEVICE_MULT[device] * (aff > 0 ? TASTE_IN : TASTE_OUT) *
+           (hour >= 18 ? 1.25
+            : hour < 6 ? 0.75
+                       : 1.0);
+}
+
+double gen_gap_mean(uint64_t left) {
+    /* About left / 5 sessions: very active users get shorter gaps, so that their log spans at
+     * most about SPAN_TARGET instead of running into the next century. */
+    double gap_mean = (double)SPAN_TARGET / (double)(left / 5 + 1);
+    return gap_mean > GAP_SESSION_MEAN ? GAP_SESSION_MEAN : gap_mean;
 }
 
 /* ======================================= Simulation ========================================== */
 
-/* Where events go, and progress. */
-typedef struct {
-    gen_sink *sink;         /* the event file */
-    const gen_vocab *vocab; /* names */
-    const sq_reporter *rep; /* progress callback */
-    uint64_t done, total;   /* events written, to write */
-} emitter;
-
-static inline void emit(emitter *em, const gen_event *e) {
+void gen_emit(gen_emitter *em, const gen_event *e) {
     gen_write_event(em->sink, em->vocab, e);
     if ((++em->done & 0xFFFF) == 0)
         sq_report_progress(em->rep, "generating", em->done, em->total, "events");
 }
 
-static void sim_user(const gen_world *w, uint32_t u, emitter *em) {
+/* The strictly ordered funnel: view, then each further stage on the same item or none. */
+static void sim_user(const gen_world *w, uint32_t u, gen_emitter *em) {
     const gen_cfg *c = w->c;
     uint64_t left = w->len[u];
     if (!left)
         return;
-    uint32_t C = c->clusters, S = c->vocab.n_scenes;
+    uint32_t S = c->vocab.n_scenes;
     sq_rng r = sq_rng_derive(c->seed, (uint64_t)u + 1);
-    uint32_t pref[3], np = 1 + sq_rng_below(&r, 3);
-    if (np > C)
-        np = C;
-    for (uint32_t i = 0; i < np; i++) {
-        uint32_t dup;
-        do {
-            pref[i] = sq_rng_uniform(&r) < 0.5 ? log_uniform(&r, C) : sq_rng_below(&r, C);
-            dup = 0;
-            for (uint32_t j = 0; j < i; j++)
-                dup |= pref[j] == pref[i];
-        } while (dup);
-    }
-    double x = sq_rng_uniform(&r);
-    uint8_t primary = x < DEVICE_SHARE[0] ? 0 : x < DEVICE_SHARE[1] ? 1 : 2;
-    int64_t t = c->t0 + sq_rng_below(&r, START_SPREAD);
-    /* About left / 5 sessions: very active users get shorter gaps, so that their log spans at
-     * most about SPAN_TARGET instead of running into the next century. */
-    double gap_mean = (double)SPAN_TARGET / (double)(left / 5 + 1);
-    if (gap_mean > GAP_SESSION_MEAN)
-        gap_mean = GAP_SESSION_MEAN;
+    gen_user g;
+    gen_user_draw(w, &r, &g);
+    int64_t t = c->t0 + sq_rng_below(&r, GEN_START_SPREAD);
+    double gap_mean = gen_gap_mean(left);
     gen_event e = {.user = u};
     while (left) {
-        e.device = sq_rng_uniform(&r) < 0.8 ? primary : (uint8_t)sq_rng_below(&r, GEN_DEVICES);
+        e.device = gen_session_device(&r, &g);
         uint32_t views = 1;
-        while (views < SESSION_MAX && sq_rng_uniform(&r) < SESSION_CONT)
+        while (views < GEN_SESSION_MAX && sq_rng_uniform(&r) < GEN_SESSION_CONT)
             views++;
-        uint32_t cl;
-        if (sq_rng_uniform(&r) < P_EXPLORE) {
-            cl = sq_rng_below(&r, C);
-        } else {
-            x = sq_rng_uniform(&r);
-            cl = pref[np == 1 || x < 0.6 ? 0 : np == 2 || x < 0.85 ? 1 : 2];
-        }
-        uint32_t item = pop_draw(w, &r, cl);
+        uint32_t cl, item = gen_session_item(w, &r, &g, &cl);
         int followed = 0;
         for (uint32_t v = 0; v < views && left; v++) {
             if (v > 0) {
-                x = sq_rng_uniform(&r);
-                followed = x < SQ_GEN_P_FOLLOW;
-                if (followed) {
-                    double y = x / SQ_GEN_P_FOLLOW;
-                    int k = y < FOLLOW_CUM[0] ? 0 : y < FOLLOW_CUM[1] ? 1 : 2;
-                    item = w->succ[(size_t)item * SQ_GEN_SUCCESSORS + k];
-                } else {
-                    if (x < SQ_GEN_P_FOLLOW + P_SWITCH)
-                        cl = sq_rng_uniform(&r) < 0.5 ? sq_rng_below(&r, C)
-                                                      : pref[sq_rng_below(&r, np)];
-                    item = pop_draw(w, &r, cl);
-                }
-                t += GAP_VIEW_MIN + exp_draw(&r, GAP_VIEW_MEAN);
+                item = gen_walk(w, &r, &g, item, &cl, &followed);
+                t += GEN_GAP_VIEW_MIN + gen_exp_draw(&r, GEN_GAP_VIEW_MEAN);
             }
-            uint32_t icl = item % C;
-            double aff = 0;
-            for (uint32_t j = 0; j < np; j++)
-                if (pref[j] == icl)
-                    aff = AFFINITY[j];
-            double rating =
-                1.8 + 2.6 * aff + 0.7 * gen_item_quality(c->seed, item) + 0.6 * sq_rng_normal(&r);
-            long rv = lround(rating);
-            e.value = (uint8_t)(rv < 1 ? 1 : rv > 5 ? 5 : rv);
+            double aff = gen_affinity(&g, item % c->clusters);
+            e.value = gen_value(w, &r, aff, item);
             e.item = item;
             e.ts = t;
             e.hour = (uint8_t)((t % 86400) / 3600);
-            e.scene =
-                (uint16_t)cdf_find(w->scene_cdf + (followed ? 0 : S), S,
-                                   sq_rng_uniform(&r) * w->scene_cdf[(followed ? 0 : S) + S - 1]);
+            e.scene = gen_scene_draw(w, &r, followed ? 0 : 1);
             e.beh = 0;
-            emit(em, &e);
+            gen_emit(em, &e);
             left--;
             if (!c->funnel)
                 continue;
-            double mult = DEVICE_MULT[e.device] * (aff > 0 ? TASTE_IN : TASTE_OUT) *
-                          (e.hour >= 18 ? 1.25
-                           : e.hour < 6 ? 0.75
-                                        : 1.0);
+            double mult = gen_rate_mult(e.device, e.hour, aff);
             for (uint32_t st = 1; st < c->vocab.n_beh && left; st++) {
                 double p = w->rate[(st > 1 ? S : 0) + e.scene] * mult;
-                if (sq_rng_uniform(&r) >= (p < P_MAX ? p : P_MAX))
+                if (sq_rng_uniform(&r) >= (p < GEN_P_MAX ? p : GEN_P_MAX))
                     break;
                 t += 1 + sq_rng_below(&r, FUNNEL_GAP);
                 e.ts = t;
                 e.hour = (uint8_t)((t % 86400) / 3600);
                 e.beh = (uint8_t)st;
-                emit(em, &e);
+                gen_emit(em, &e);
                 left--;
             }
         }
-        t += GAP_SESSION_MIN + exp_draw(&r, gap_mean);
+        t += GEN_GAP_SESSION_MIN + gen_exp_draw(&r, gap_mean);
     }
 }
 
@@ -363,7 +397,7 @@ sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err) {
         return rc;
     char *side = NULL;
     gen_world w = {0};
-    gen_sink main_out = {0}, side_out = {0};
+    gen_sink main_out = {0}, side_out = {0}, oracle_out = {0};
     if ((rc = side_path(&c, path, &side, err)) || (rc = gen_world_build(&w, &c, err)))
         goto done;
     c.vocab.scene = w.scene;
@@ -374,11 +408,21 @@ sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err) {
             goto done;
         gen_write_items(&side_out, &c);
     }
+    if (c.oracle) {
+        if ((rc = gen_sink_open(&oracle_out, c.oracle, 0, err)))
+            goto done;
+        gen_write_oracle_header(&oracle_out, &c.vocab);
+    }
     gen_write_header(&main_out, &c.vocab);
-    emitter em = {&main_out, &c.vocab, &o->reporter, 0, c.events};
+    gen_emitter em = {&main_out, c.oracle ? &oracle_out : NULL, &c.vocab, &o->reporter, 0,
+                      c.events};
     sq_report_progress(em.rep, "generating", 0, em.total, "events");
-    for (uint32_t u = 0; u < c.users; u++)
-        sim_user(&w, u, &em);
+    for (uint32_t u = 0; u < c.users; u++) {
+        if (c.realistic)
+            gen_sim_user_realistic(&w, u, &em);
+        else
+            sim_user(&w, u, &em);
+    }
     if (em.done != c.events) {
         rc = sq_errorf(err, SQ_ERR_INTERNAL, "generate: wrote %llu events instead of %llu",
                        (unsigned long long)em.done, (unsigned long long)c.events);
@@ -386,11 +430,13 @@ sq_status sq_generate(const sq_gen_opts *o, const char *path, sq_error *err) {
     }
     sq_report_progress(em.rep, "generating", em.done, em.total, "events");
     /* The side file first: a log is never left without the items it names. */
-    if (side && (rc = gen_sink_commit(&side_out, err)))
+    if ((side && (rc = gen_sink_commit(&side_out, err))) ||
+        (c.oracle && (rc = gen_sink_commit(&oracle_out, err))))
         goto done;
     rc = gen_sink_commit(&main_out, err);
 done:
     gen_sink_abort(&main_out);
+    gen_sink_abort(&oracle_out);
     gen_sink_abort(&side_out);
     gen_world_free(&w);
     sq_free(side);

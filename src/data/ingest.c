@@ -2,8 +2,8 @@
  * names of formats and reject reasons. Readers live in read_*.c, row validation in row.c, the
  * cleaning and writing in write.c. */
 #define _POSIX_C_SOURCE 200809L
-#include "data/columns.h"
 #include "data/ingest.h"
+#include "data/columns.h"
 
 #include <errno.h>
 #include <math.h>

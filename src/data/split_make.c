@@ -38,7 +38,7 @@ sq_status sq_split_make(const sq_dataset *d, const char *protocol, uint32_t fold
         return items ? sq_split_cold_items(d, share, seed, s, err)
                      : sq_split_cold_users(d, share, (uint32_t)first, seed, s, err);
     }
-    return sq_errorf(err, SQ_ERR_ARG,
-                     "unknown protocol '%s' (loo, temporal, kfold, sessions, cold_items, cold_users)",
-                     protocol);
+    return sq_errorf(
+        err, SQ_ERR_ARG,
+        "unknown protocol '%s' (loo, temporal, kfold, sessions, cold_items, cold_users)", protocol);
 }

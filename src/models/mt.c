@@ -202,7 +202,7 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
     sq_config *cfg = m->cfg;
     long maxlen, hidden, blocks, heads, ffn, experts, texp, levels, eh;
     double dropout;
-    int act, fusion, sharing, weighting, uf, req, sg;
+    int act, fusion, sharing, weighting, uf, req, sg, stw;
     sq_status rc;
     if ((rc = sq_config_int(cfg, "maxlen", 50, 1, 4096, &maxlen, err)) ||
         (rc = sq_config_int(cfg, "hidden", 64, 1, 4096, &hidden, err)) ||
@@ -221,7 +221,8 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
         (rc = sq_config_choice(cfg, "weighting", "fixed|uncertainty", 0, &weighting, err)) ||
         (rc = sq_config_choice(cfg, "user_features", "on|off", 0, &uf, err)) ||
         (rc = sq_config_choice(cfg, "request", "on|off", 0, &req, err)) ||
-        (rc = sq_config_choice(cfg, "scene_gates", "auto|on|off", 0, &sg, err)))
+        (rc = sq_config_choice(cfg, "scene_gates", "auto|on|off", 0, &sg, err)) ||
+        (rc = sq_config_choice(cfg, "scene_towers", "off|on", 0, &stw, err)))
         return rc;
     if (hidden % heads)
         return sq_errorf(err, SQ_ERR_ARG, "config: hidden (%ld) must be a multiple of heads (%ld)",
@@ -252,6 +253,7 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
     c->n_beh = m->info.n_behaviours ? m->info.n_behaviours : 1;
     c->n_scenes = m->info.n_scenes ? m->info.n_scenes : 1;
     c->scene_gates = sg == 1 || (sg == 0 && c->n_scenes > 1 && sharing != SQ_SHARE_BOTTOM);
+    c->scene_towers = stw == 1;
     /* context sizes: the largest value seen + 1 is not in the info; the dataset's vocabulary
      * sizes are, through the config the creator resolved (ctx_sizes) */
     const char *cs = sq_config_get(cfg, "ctx_sizes");
@@ -308,7 +310,8 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
         (rc = sq_config_set(cfg, "weighting", weighting ? "uncertainty" : "fixed", err)) ||
         (rc = sq_config_set(cfg, "user_features", uf ? "off" : "on", err)) ||
         (rc = sq_config_set(cfg, "request", req ? "off" : "on", err)) ||
-        (rc = sq_config_set(cfg, "scene_gates", c->scene_gates ? "on" : "off", err)))
+        (rc = sq_config_set(cfg, "scene_gates", c->scene_gates ? "on" : "off", err)) ||
+        (rc = sq_config_set(cfg, "scene_towers", c->scene_towers ? "on" : "off", err)))
         return rc;
     return SQ_OK;
 }

@@ -97,6 +97,9 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
     bad |=
         sq_nn_experts_init(&n->ex, ps, "experts", c->sharing, C, H, n->n_slots, c->experts,
                            c->task_experts, c->levels, c->scene_gates ? (int)c->n_scenes : 1) < 0;
+    if (c->scene_towers)
+        bad |=
+            sq_nn_scene_towers_init(&n->towers, ps, "towers", H, n->n_slots, (int)c->n_scenes) < 0;
     if (has(n, SQ_TASK_NEXT_ITEM))
         bad |= sq_nn_linear_init(&n->item_tower, ps, "head.item", H, C, 0) < 0;
     if (has(n, SQ_TASK_NEXT_BEH))
@@ -150,6 +153,8 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
     for (size_t i = 0; i < sizeof lin / sizeof *lin; i++)
         if (lin[i]->C)
             sq_nn_linear_reset(lin[i], ps, rng);
+    if (c->scene_towers)
+        sq_nn_scene_towers_reset(&n->towers, ps, rng);
     return SQ_OK;
 }
 
@@ -168,6 +173,9 @@ size_t mt_net_scratch(const mt_net *n, int B, int T) {
     b += 12 * a64(N * C * 4) + 8 * a64(N * 4) + a64(N * (n->cfg.n_ctx_used + 2) * 4);
     b += a64(N * S * H * 4) * 2 + E * 6 * a64(N * (H + C) * 4) + E * 4 * a64(N * (E + 2) * 4);
     b += 10 * a64(N * (H + C) * 4) + 4 * a64(N * (n->cfg.n_beh + 2) * 4);
+    if (n->cfg.scene_towers) /* perm, start, x, h, y, dh, dx, the experts' dy */
+        b += 2 * a64(N * 4) + a64(((size_t)n->cfg.n_scenes + 1) * 4) + 4 * a64(N * S * H * 4) +
+             2 * a64(N * H * 4);
     return b + (1u << 20);
 }
 
@@ -186,7 +194,9 @@ typedef struct {
     uint16_t *sc;  /* [M] gate scenes, or NULL */
     uint32_t *rid; /* [(1 + n_ctx_used), M] request ids: scene, ctx k */
     sq_nn_experts_acts ex;
-    float *y; /* [n_slots, M, H] */
+    float *ye;                      /* [n_slots, M, H] the experts' outputs (scene_towers) */
+    sq_nn_scene_towers_acts towers; /* scene_towers */
+    float *y;                       /* [n_slots, M, H] the heads' inputs */
 } fwd;
 
 /* Position n's id of field f. */
@@ -335,18 +345,26 @@ static sq_status forward(const mt_net *n, sq_arena *a, const mt_inputs *in, cons
         for (size_t i = 0; i < (size_t)M * C; i++)
             f->z[i] += rt[i];
     }
-    if (n->cfg.scene_gates) {
+    if (n->cfg.scene_gates || n->cfg.scene_towers) {
         if (!(f->sc = sq_arena_alloc(a, (size_t)(M ? M : 1) * sizeof(uint16_t))))
             return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (scenes)");
         for (int i = 0; i < M; i++)
             f->sc[i] = (uint16_t)f->rid[i];
     }
     const int H = n->cfg.expert_hidden;
-    if (!(f->y = sq_arena_alloc(a, (size_t)n->n_slots * (M ? M : 1) * H * sizeof(float))))
+    const size_t ysize = (size_t)n->n_slots * (M ? M : 1) * H * sizeof(float);
+    if (!(f->y = sq_arena_alloc(a, ysize)) ||
+        (n->cfg.scene_towers && !(f->ye = sq_arena_alloc(a, ysize))))
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (experts)");
     if (M == 0)
         return SQ_OK;
-    return sq_nn_experts_forward(&n->ex, ps, a, &f->ex, f->y, f->z, f->sc, M, err);
+    if (!n->cfg.scene_towers)
+        return sq_nn_experts_forward(&n->ex, ps, a, &f->ex, f->y, f->z,
+                                     n->cfg.scene_gates ? f->sc : NULL, M, err);
+    if ((rc = sq_nn_experts_forward(&n->ex, ps, a, &f->ex, f->ye, f->z,
+                                    n->cfg.scene_gates ? f->sc : NULL, M, err)))
+        return rc;
+    return sq_nn_scene_towers_forward(&n->towers, ps, a, &f->towers, f->y, f->ye, f->sc, M, err);
 }
 
 /* ======================================== Task heads ========================================= */
@@ -690,6 +708,14 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
         touch_rows(tab, cand, M);
     }
     /* experts, the request, the user features, the encoder, the fusion, the tables */
+    if (n->cfg.scene_towers) { /* dy of the towers' outputs -> of the experts' outputs */
+        float *dye = sq_arena_calloc(a, (size_t)n->n_slots * M * H * sizeof(float));
+        if (!dye)
+            return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (towers)");
+        if ((rc = sq_nn_scene_towers_backward(&n->towers, ps, a, &f.towers, dye, dy, err)))
+            return rc;
+        dy = dye;
+    }
     if ((rc = sq_nn_experts_backward(&n->ex, ps, a, &f.ex, dz, dy, err)))
         return rc;
     const float sc = sqrtf((float)C);

@@ -8,7 +8,8 @@
  *                               shares); a_k: the user's attributes (age, gender…)
  *   z  = h' + r        r: the request, the next event's scene and context embeddings
  *   at the positions with a target: experts (shared_bottom | mmoe | ple, gates per scene)
- *     ─▶ one representation y_t [M,H] per task slot ─▶ heads:
+ *     ─▶ one representation y_t [M,H] per task slot
+ *     [─▶ scene_towers: y_t = ReLU(W_{t,s} y_t + b_{t,s}), s the request's scene] ─▶ heads:
  *        next_item       q = z + Wn·y, softmax over all items (tied table E)
  *        next_behaviour  softmax(Wb·y + bb) over the behaviours
  *        value           bv + b[item] + wv·y + (Pv·y)·E[item]
@@ -45,9 +46,9 @@ typedef struct {
     sq_sasrec_config enc;                        /* the encoder */
     unsigned tasks;                              /* 1 << sq_task */
     int use_beh, use_gap, use_scene, n_ctx_used; /* input fields */
-    int use_tags;         /* the item's tags (the mean of their embeddings) are an input */
-    uint32_t n_tags;      /* tag vocabulary */
-    int n_uattr;          /* user attribute fields added to h' (0: none) */
+    int use_tags;    /* the item's tags (the mean of their embeddings) are an input */
+    uint32_t n_tags; /* tag vocabulary */
+    int n_uattr;     /* user attribute fields added to h' (0: none) */
     uint32_t uattr_size[MT_MAX_UATTR];
     int n_value_edges; /* > 0: the event's value is an input, bucketed by these edges */
     float value_edges[MT_MAX_VALUE_EDGES];
@@ -56,7 +57,8 @@ typedef struct {
     int request;       /* r on */
     sq_nn_share_kind sharing;
     int experts, task_experts, levels, expert_hidden, scene_gates;
-    int uncertainty; /* 1: learned task weights */
+    int scene_towers; /* a tower per (task, scene) over the experts' outputs */
+    int uncertainty;  /* 1: learned task weights */
     float lambda[SQ_TASK_N];
     uint32_t n_beh, n_scenes, ctx_size[MT_MAX_CTX];
     int real_time;
@@ -75,6 +77,7 @@ typedef struct {
     sq_nn_fuse fuse;
     sq_nn_linear ufeat; /* (1 + n_beh) -> C */
     sq_nn_experts ex;
+    sq_nn_scene_towers towers;           /* scene_towers: [n_slots × scenes] ReLU layers H -> H */
     int n_slots, slot[SQ_TASK_N];        /* experts' output index of each task (−1: none) */
     sq_nn_linear item_tower;             /* H -> C */
     sq_nn_linear beh_head;               /* H -> n_beh */

@@ -7,6 +7,7 @@
 #include "seqrec/data.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,109 @@ static void test_funnel_stages(void **state) {
     free(a);
 }
 
+/* The realistic funnel: the oracle file has one line per event, the same user, item and
+ * behaviour, probabilities that sum to 1 and give the drawn behaviour a chance; purchases are a
+ * few % of the events and come in every planted way: direct (right after a view of the item, or
+ * at first sight), right after its cart, delayed (after other items, also in a later session),
+ * and some carts are never bought; the users' purchase propensity shows in the oracle. */
+static void test_realistic_funnel(void **state) {
+    (void)state;
+    sq_gen_opts o = small_opts();
+    o.users = 200;
+    o.events = 20000;
+    o.behaviours = "view,click,cart,buy";
+    o.funnel = SQ_GEN_FUNNEL_REALISTIC;
+    o.oracle = test_tmp("r.oracle.tsv");
+    size_t n, bytes;
+    ev *a = gen_and_parse(&o, test_tmp("r.csv"), SQ_FMT_CSV, &n);
+    char *text = test_read_file(o.oracle, &bytes), *p = strchr(text, '\n') + 1;
+    assert_true(!strncmp(text, "user\titem\tbehaviour\tp_view\tp_click\tp_cart\tp_buy\n", 46));
+    static const char *names[4] = {"view", "click", "cart", "buy"};
+    double ub[200] = {0}, un[200] = {0}; /* per user: Σ p(buy) and count of fresh steps */
+    size_t buys = 0, direct = 0, after_cart = 0, delayed = 0, later_session = 0, carts = 0,
+           fresh = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned u, it;
+        char beh[16];
+        double q[4];
+        int used = 0;
+        assert_int_equal(sscanf(p, "%u\t%u\t%15s\t%lf\t%lf\t%lf\t%lf\n%n", &u, &it, beh, &q[0],
+                                &q[1], &q[2], &q[3], &used),
+                         7);
+        p += used;
+        assert_int_equal(u, a[i].user);
+        assert_int_equal(it, a[i].item);
+        assert_string_equal(beh, a[i].beh);
+        int st = 0;
+        while (st < 4 && strcmp(names[st], beh))
+            st++;
+        assert_true(st < 4 && q[st] > 0);
+        assert_true(fabs(q[0] + q[1] + q[2] + q[3] - 1.0) < 1e-6);
+        carts += st == 2;
+        if (q[1] == 0 && q[2] == 0 && q[3] < 0.05) { /* a fresh item's step: p(buy) ∝ π */
+            ub[u] += q[3];
+            un[u]++;
+        }
+        if (st != 3)
+            continue;
+        buys++;
+        if (i == 0 || a[i - 1].user != u) { /* a user's first event */
+            fresh++;
+            continue;
+        }
+        if (a[i - 1].item == it) {
+            direct += !strcmp(a[i - 1].beh, "view");
+            after_cart += !strcmp(a[i - 1].beh, "cart");
+        } else { /* after another item: delayed when carted before, else bought at once */
+            size_t j = i;
+            while (j > 0 && a[j - 1].user == u &&
+                   !(a[j - 1].item == it && !strcmp(a[j - 1].beh, "cart")))
+                j--;
+            int carted = j > 0 && a[j - 1].user == u;
+            delayed += carted;
+            fresh += !carted;
+            later_session += carted && a[i].ts - a[i - 1].ts >= 1800;
+        }
+    }
+    assert_int_equal(*p, 0);
+    print_message("buys %zu of %zu: after a view %zu, after a cart %zu, delayed %zu (%zu after a "
+                  "session gap), at first sight %zu; carts %zu\n",
+                  buys, n, direct, after_cart, delayed, later_session, fresh, carts);
+    assert_true(buys > n / 200 && buys < n * 6 / 100);
+    assert_true(direct > 0 && after_cart > 0 && fresh > 0);
+    /* delayed buys come from revisits of the open cart (a fresh draw of a carted item rarely) */
+    assert_true(delayed > buys / 10 && later_session > buys / 20);
+    assert_true(carts > after_cart + delayed); /* abandoned carts */
+    /* the propensity: users' mean p(buy) on fresh steps spreads far more than the scene, device,
+     * hour and taste mix alone would make it (coefficient of variation ~0.2 with π = 1) */
+    double m1 = 0, m2 = 0, nu = 0;
+    for (int u = 0; u < 200; u++)
+        if (un[u] >= 20) {
+            double x = ub[u] / un[u];
+            m1 += x, m2 += x * x, nu++;
+        }
+    m1 /= nu;
+    double cv = sqrt(m2 / nu - m1 * m1) / m1;
+    print_message("users' mean fresh p(buy): coefficient of variation %.2f over %.0f users\n", cv,
+                  nu);
+    assert_true(nu > 100 && cv > 0.5);
+    free(text);
+    free(a);
+    /* Refused: an oracle without the realistic funnel, a log without behaviours, one stage. */
+    sq_error err = {0};
+    o.funnel = SQ_GEN_FUNNEL_ORDERED;
+    assert_int_equal(sq_generate(&o, test_tmp("x.csv"), &err), SQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "oracle"));
+    o.funnel = SQ_GEN_FUNNEL_REALISTIC;
+    assert_int_equal(sq_generate(&o, o.oracle, &err), SQ_ERR_ARG); /* the same file twice */
+    assert_non_null(strstr(err.msg, "name of its own"));
+    assert_int_equal(sq_generate(&o, test_tmp("x.dat"), &err), SQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "behaviour column"));
+    o.behaviours = "view";
+    assert_int_equal(sq_generate(&o, test_tmp("x.csv"), &err), SQ_ERR_ARG);
+    assert_false(exists(test_tmp("x.csv")));
+}
+
 static void test_ground_truth(void **state) {
     (void)state;
     sq_gen_opts o = {0};
@@ -636,11 +740,17 @@ static void test_progress(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_formats),      cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_gzip),         cmocka_unit_test(test_exact_counts),
-        cmocka_unit_test(test_structure),    cmocka_unit_test(test_funnel_stages),
-        cmocka_unit_test(test_ground_truth), cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_io_error),     cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_gzip),
+        cmocka_unit_test(test_exact_counts),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_funnel_stages),
+        cmocka_unit_test(test_realistic_funnel),
+        cmocka_unit_test(test_ground_truth),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_io_error),
+        cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

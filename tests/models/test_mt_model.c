@@ -28,9 +28,12 @@ static int teardown(void **state) {
     return 0;
 }
 
-static sq_model *train(const char *tasks, const char *sharing, uint32_t epochs) {
+static sq_model *train_towers(const char *tasks, const char *sharing, uint32_t epochs,
+                              const char *towers) {
     sq_error err = {0};
     sq_config *cfg = sq_config_create();
+    if (towers && sq_config_set(cfg, "scene_towers", towers, &err))
+        fail_msg("config: %s", err.msg);
     char ep[16];
     snprintf(ep, sizeof ep, "%u", epochs);
     if (sq_config_set(cfg, "tasks", tasks, &err) || sq_config_set(cfg, "sharing", sharing, &err) ||
@@ -49,6 +52,10 @@ static sq_model *train(const char *tasks, const char *sharing, uint32_t epochs) 
         fail_msg("train: %s", err.msg);
     sq_config_free(cfg);
     return m;
+}
+
+static sq_model *train(const char *tasks, const char *sharing, uint32_t epochs) {
+    return train_towers(tasks, sharing, epochs, NULL);
 }
 
 static void eval_tasks(const sq_model *m, sq_task_eval *r) {
@@ -137,6 +144,37 @@ static void test_learns_value(void **state) {
     sq_model_free(m);
 }
 
+/* scene_towers: off by default; on, every (task, scene) has its tower, resolved in the saved
+ * config, and save → load gives the same predictions. */
+static void test_scene_towers(void **state) {
+    (void)state;
+    sq_model *m = train("next_behaviour,buy", "ple", 1);
+    assert_string_equal(sq_config_get(m->cfg, "scene_towers"), "off");
+    sq_model_free(m);
+    m = train_towers("next_behaviour,buy", "ple", 2, "on");
+    assert_string_equal(sq_config_get(m->cfg, "scene_towers"), "on");
+    sq_task_eval r, r2;
+    eval_tasks(m, &r);
+    assert_true(r.m[0][SQ_TM_CTCVR_AUC].mean > 0.6);
+    sq_error err = {0};
+    const char *path = test_tmp("towers.sqm");
+    assert_int_equal(sq_model_save(m, path, &err), SQ_OK);
+    sq_model *back = NULL;
+    assert_int_equal(sq_model_load(&back, path, D, &err), SQ_OK);
+    eval_tasks(back, &r2);
+    for (int k = 0; k < SQ_TM_N; k++)
+        if (!isnan(r.m[0][k].mean))
+            assert_true(r.m[0][k].mean == r2.m[0][k].mean);
+    sq_model_free(back);
+    sq_model_free(m);
+    sq_config *cfg = sq_config_create();
+    assert_int_equal(sq_config_set(cfg, "tasks", "buy", &err), SQ_OK);
+    assert_int_equal(sq_config_set(cfg, "scene_towers", "yes", &err), SQ_OK);
+    assert_int_equal(sq_model_create(&m, "sasrec", cfg, D, 1, &err), SQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "scene_towers"));
+    sq_config_free(cfg);
+}
+
 static void test_bad_tasks(void **state) {
     (void)state;
     sq_error err = {0};
@@ -171,6 +209,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_funnel),
         cmocka_unit_test(test_learns_value),
+        cmocka_unit_test(test_scene_towers),
         cmocka_unit_test(test_bad_tasks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

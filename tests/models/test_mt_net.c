@@ -1,7 +1,8 @@
 /* test_mt_net.c — the multi-task network (models/mt_net.h): a finite-difference check of the
  * whole training step's loss (every task, learned task weights) against its gradient for every
  * parameter tensor, for each input fusion mode and each sharing architecture; inference agreeing
- * with training; argument errors.
+ * with training; argument errors. Scene-specific towers: the same check over every sharing
+ * architecture, and inference through them.
  *
  * Gradient check: the derivative along three random unit directions of every tensor, by central
  * differences of the float loss with a step of 1e-2 in norm, against the gradient's projection:
@@ -40,7 +41,7 @@ typedef struct {
 } fixture;
 
 static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing, unsigned tasks,
-                    int uncertainty) {
+                    int uncertainty, int towers) {
     memset(f, 0, sizeof *f);
     mt_config c;
     memset(&c, 0, sizeof c);
@@ -72,6 +73,7 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     c.levels = sharing == SQ_SHARE_PLE ? 2 : 1;
     c.expert_hidden = 6;
     c.scene_gates = sharing != SQ_SHARE_BOTTOM;
+    c.scene_towers = towers;
     c.uncertainty = uncertainty;
     for (int t = 0; t < SQ_TASK_N; t++)
         c.lambda[t] = 0.5f + 0.25f * (float)t;
@@ -97,8 +99,10 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     /* ReLU units of the experts and the towers switched on with a margin (bias 1.5, small
      * weights): the directional probes then cross no kink (the ReLU backward's masking is
      * checked in tests/nn) */
-    const int on[] = {f->net.ex.eb[0], f->net.ex.eb[1], f->net.ctr1.b, f->net.cvr1.b};
-    const int small[] = {f->net.ex.ew[0], f->net.ex.ew[1], f->net.ctr1.w, f->net.cvr1.w};
+    const int on[] = {f->net.ex.eb[0], f->net.ex.eb[1], f->net.ctr1.b, f->net.cvr1.b,
+                      towers ? f->net.towers.b : -1};
+    const int small[] = {f->net.ex.ew[0], f->net.ex.ew[1], f->net.ctr1.w, f->net.cvr1.w,
+                         towers ? f->net.towers.w : -1};
     for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
         if (on[i] >= 0)
             for (size_t j = 0; j < ps->p[on[i]].size; j++)
@@ -203,10 +207,13 @@ static int directional(fixture *f, sq_param *p, const float *g, sq_rng *rng, dou
     return fabs(*num - *ana) <= OPTS.tol * scale;
 }
 
-static void gradcheck(sq_nn_fuse_kind fusion, sq_nn_share_kind sharing, int uncertainty) {
+static void gradcheck(sq_nn_fuse_kind fusion, sq_nn_share_kind sharing, int uncertainty,
+                      int towers) {
     const unsigned all = (1u << SQ_TASK_N) - 1;
     fixture f;
-    fx_init(&f, fusion, sharing, all, uncertainty);
+    fx_init(&f, fusion, sharing, all, uncertainty, towers);
+    if (towers) /* every (task slot, scene) has its tower */
+        assert_int_equal(f.net.enc.ps.p[f.net.towers.w].shape[0], SQ_TASK_N * NS);
     double tl[SQ_TASK_N];
     long tn[SQ_TASK_N];
     double loss = step(&f, tl, tn);
@@ -245,23 +252,30 @@ static void gradcheck(sq_nn_fuse_kind fusion, sq_nn_share_kind sharing, int unce
 
 static void test_gradcheck_fusion_mean(void **state) {
     (void)state;
-    gradcheck(SQ_FUSE_MEAN, SQ_SHARE_MMOE, 1);
+    gradcheck(SQ_FUSE_MEAN, SQ_SHARE_MMOE, 1, 0);
 }
 static void test_gradcheck_fusion_concat(void **state) {
     (void)state;
-    gradcheck(SQ_FUSE_CONCAT, SQ_SHARE_MMOE, 0);
+    gradcheck(SQ_FUSE_CONCAT, SQ_SHARE_MMOE, 0, 0);
 }
 static void test_gradcheck_fusion_attention(void **state) {
     (void)state;
-    gradcheck(SQ_FUSE_ATTN, SQ_SHARE_MMOE, 1);
+    gradcheck(SQ_FUSE_ATTN, SQ_SHARE_MMOE, 1, 0);
 }
 static void test_gradcheck_shared_bottom(void **state) {
     (void)state;
-    gradcheck(SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 0);
+    gradcheck(SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 0, 0);
 }
 static void test_gradcheck_ple(void **state) {
     (void)state;
-    gradcheck(SQ_FUSE_ATTN, SQ_SHARE_PLE, 1);
+    gradcheck(SQ_FUSE_ATTN, SQ_SHARE_PLE, 1, 0);
+}
+/* Scene-specific towers over every sharing architecture. */
+static void test_gradcheck_scene_towers(void **state) {
+    (void)state;
+    gradcheck(SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 0, 1);
+    gradcheck(SQ_FUSE_ATTN, SQ_SHARE_MMOE, 0, 1);
+    gradcheck(SQ_FUSE_CONCAT, SQ_SHARE_PLE, 1, 1);
 }
 
 /* The task weights: with fixed λ the total is Σ λ_t L_t; with learned ones Σ e^−s L + s. */
@@ -269,7 +283,7 @@ static void test_total_loss(void **state) {
     (void)state;
     const unsigned all = (1u << SQ_TASK_N) - 1;
     fixture f;
-    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, all, 0);
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, all, 0, 0);
     double tl[SQ_TASK_N];
     long tn[SQ_TASK_N];
     double loss = step(&f, tl, tn), want = 0;
@@ -277,7 +291,7 @@ static void test_total_loss(void **state) {
         want += (0.5 + 0.25 * t) * tl[t];
     assert_float_equal(loss, want, 1e-5 * fabs(want));
     fx_free(&f);
-    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, all, 1);
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, all, 1, 0);
     const float *s = sq_nn_val(&f.net.enc.ps, f.net.logvar);
     loss = step(&f, tl, tn);
     want = 0;
@@ -290,10 +304,10 @@ static void test_total_loss(void **state) {
 /* Inference at the last position: the same next-behaviour distribution and click/buy
  * probabilities the training step's losses were computed from (a one-task model per check
  * keeps the comparison exact: the loss of a single sample equals −log p). */
-static void test_predict_matches_step(void **state) {
-    (void)state;
+static void predict_matches_step(int towers) {
     fixture f;
-    fx_init(&f, SQ_FUSE_CONCAT, SQ_SHARE_PLE, 1u << SQ_TASK_NEXT_BEH | 1u << SQ_TASK_BUY, 0);
+    fx_init(&f, SQ_FUSE_CONCAT, SQ_SHARE_PLE, 1u << SQ_TASK_NEXT_BEH | 1u << SQ_TASK_BUY, 0,
+            towers);
     /* only the last position of row 0 has a target: item row 2, behaviour 1 (no buy) */
     uint32_t tg1[NN] = {0};
     tg1[TT - 1] = 2;
@@ -318,11 +332,17 @@ static void test_predict_matches_step(void **state) {
     fx_free(&f);
 }
 
+static void test_predict_matches_step(void **state) {
+    (void)state;
+    predict_matches_step(0);
+    predict_matches_step(1); /* with scene towers: inference goes through them too */
+}
+
 /* Value buckets over edges 1..5: below the first edge → 1, [e_k, e_k+1) → k + 1, NaN → 0. */
 static void test_value_bucket(void **state) {
     (void)state;
     fixture f;
-    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 1u << SQ_TASK_NEXT_ITEM, 0);
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 1u << SQ_TASK_NEXT_ITEM, 0, 0);
     const mt_config *c = &f.net.cfg;
     assert_int_equal(mt_value_bucket(c, NAN), 0);
     assert_int_equal(mt_value_bucket(c, -3.0f), 1);
@@ -338,7 +358,7 @@ static void test_value_bucket(void **state) {
 static void test_bad_target(void **state) {
     (void)state;
     fixture f;
-    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 1u << SQ_TASK_NEXT_ITEM, 0);
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_BOTTOM, 1u << SQ_TASK_NEXT_ITEM, 0, 0);
     uint32_t tg[NN] = {0};
     tg[2] = NI + 1; /* above the catalogue */
     f.tg.item = tg;
@@ -356,6 +376,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_fusion_attention),
         cmocka_unit_test(test_gradcheck_shared_bottom),
         cmocka_unit_test(test_gradcheck_ple),
+        cmocka_unit_test(test_gradcheck_scene_towers),
         cmocka_unit_test(test_total_loss),
         cmocka_unit_test(test_predict_matches_step),
         cmocka_unit_test(test_value_bucket),
