@@ -182,8 +182,10 @@ static int extra_copy(sv_extra *c, const sv_extra *o) {
     c->w = sq_mallocn(o->n_nb ? o->n_nb : 1, sizeof *c->w);
     if (!c->id || (o->tags_json && !c->tags_json) || (o->text && !c->text) || !c->nb || !c->w)
         return -1;
-    memcpy(c->nb, o->nb, o->n_nb * sizeof *c->nb);
-    memcpy(c->w, o->w, o->n_nb * sizeof *c->w);
+    if (o->n_nb) { /* the tag rule's neighbours (none: NULL) */
+        memcpy(c->nb, o->nb, o->n_nb * sizeof *c->nb);
+        memcpy(c->w, o->w, o->n_nb * sizeof *c->w);
+    }
     c->n_nb = o->n_nb;
     return 0;
 }
@@ -238,7 +240,10 @@ static uint32_t featurize(const sq_model *m, const char *tags_json, const char *
     uint32_t nt = 0, n = 0;
     cJSON *t = tags_json ? cJSON_Parse(tags_json) : NULL;
     const cJSON *x;
-    cJSON_ArrayForEach(x, t) if (cJSON_IsString(x) && nt < MAX_TAGS) names[nt++] = x->valuestring;
+    cJSON_ArrayForEach(x, t) {
+        if (cJSON_IsString(x) && nt < MAX_TAGS)
+            names[nt++] = x->valuestring;
+    }
     if (sq_model_featurize(m, text, text ? strlen(text) : 0, names, nt, col, val, FEAT_CAP, &n,
                            NULL))
         n = 0;
@@ -286,9 +291,11 @@ static sv_fx *fx_build(const sv_model *sm, const sv_extras *x) {
                 f->rows.val = nv;
             ok = nc && nv;
         }
-        if (ok) {
+        if (ok && n) {
             memcpy(f->rows.col + at, col, n * sizeof *col);
             memcpy(f->rows.val + at, val, n * sizeof *val);
+        }
+        if (ok) {
             f->rows.row_ptr[e + 1] = at + n;
             f->via[e] = n > 0;
         }
