@@ -13,7 +13,7 @@
  *   - content: the op's score of item i's row is score's for i;
  *   - models without item features (pop, sasrec with item_features=off) refuse with SQ_ERR_ARG;
  *   - sq_model_user_attrs: hybrid reads the dataset's attribute field (0 with user_features=0),
- *     sasrec and pop none. */
+ *     so does a multi-task sasrec (0 when its inputs leave user_attrs out), sasrec and pop none. */
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -282,8 +282,15 @@ static void test_user_attrs(void **state) {
     static const char *const hy[] = {"epochs=1", "dim=8", NULL};
     static const char *const hy_off[] = {"epochs=1", "dim=8", "user_features=0", NULL};
     static const char *const sas[] = {"hidden=8", NULL};
+    static const char *const mt[] = {"tasks=next_item,next_behaviour", "hidden=8", NULL};
+    static const char *const mt_off[] = {"tasks=next_item,next_behaviour", "hidden=8",
+                                         "inputs=item,behaviour", NULL};
     sq_model *a = make("hybrid", hy), *b = make("hybrid", hy_off), *c = make("sasrec", sas),
-             *p = make("pop", NULL);
+             *p = make("pop", NULL), *t = make("sasrec", mt), *t0 = make("sasrec", mt_off);
+    assert_int_equal(sq_model_user_attrs(t), 1); /* multi-task: user_attrs among its inputs */
+    assert_int_equal(sq_model_user_attrs(t0), 0);
+    sq_model_free(t);
+    sq_model_free(t0);
     assert_int_equal(sq_model_user_attrs(a), 1);
     assert_int_equal(sq_model_user_attrs(b), 0);
     assert_int_equal(sq_model_user_attrs(c), 0);
