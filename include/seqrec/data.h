@@ -184,6 +184,13 @@ const uint32_t *sq_data_user_attrs(const sq_dataset *d);
 const char *sq_data_user_attr_name(const sq_dataset *d, uint32_t field);
 uint32_t sq_data_user_attr_size(const sq_dataset *d, uint32_t field);
 const char *sq_data_user_attr_value(const sq_dataset *d, uint32_t field, uint32_t v);
+/* A user attribute given by name: field (flen bytes) and value (vlen bytes) into the field's
+ * index *k and the value's id *v. Errors: SQ_ERR_NOTFOUND, the message naming the field the
+ * dataset does not have ("no user attribute 'x'") or the value it never saw ("'v' is not a
+ * value of 'x'"). For `recommend --attr` and serve's new users. */
+sq_status sq_data_user_attr_find(const sq_dataset *d, const char *field, size_t flen,
+                                 const char *value, size_t vlen, uint32_t *k, uint32_t *v,
+                                 sq_error *err);
 
 /* Statistics computed at ingest, the dense features models use.
  * User row (width SQ_USTAT_FIXED + n_behaviours): the fixed columns below, then the share of

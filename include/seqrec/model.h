@@ -17,6 +17,7 @@
 
 #include "seqrec/core.h"
 #include "seqrec/data.h"
+#include "seqrec/features.h"
 #include "seqrec/model_file.h"
 #include "seqrec/nn.h"
 
@@ -103,6 +104,21 @@ typedef struct {
     sq_status (*save_state)(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err);
     sq_status (*load_state)(sq_model *m, const sq_sqm *f, sq_error *err);
     void (*destroy)(sq_model *m);
+    /* Cold items (optional; see sq_model_featurize): the model's own item feature rows, whose
+     * dim and IDF featurise a new item as its catalogue was, with in *o the parts (text, tags)
+     * it reads; NULL when this instance has no item features (sasrec with item_features=off). */
+    const sq_features *(*item_features)(const sq_model *m, sq_features_opts *o);
+    /* Embedding models with item features: the vectors [rows->n_rows, dim] (dim and space of
+     * item_vectors) of items given only by feature rows: what item_vectors would hold for a
+     * catalogue item with that row and no learned id part. */
+    sq_status (*feature_vectors)(const sq_model *m, const sq_features *rows, float *out,
+                                 sq_error *err);
+    /* Models with item features but no vectors: the scores [B, rows->n_rows] of such items,
+     * as score gives them for a catalogue item with that row. */
+    sq_status (*score_features)(const sq_model *m, const sq_seq *seqs, uint32_t B,
+                                const sq_features *rows, float *out, sq_arena *a, sq_error *err);
+    /* User attribute fields the model reads from sq_seq.attrs (0 or NULL: none). */
+    uint32_t (*user_attrs)(const sq_model *m);
 } sq_model_ops;
 
 struct sq_model {
@@ -144,6 +160,44 @@ sq_seq sq_model_user_seq(const sq_dataset *d, uint32_t u, uint32_t end);
 uint32_t *sq_model_window_ids(const sq_model *m, const sq_seq *seqs, uint32_t B, uint32_t T,
                               sq_arena *a);
 
+/* ===================== Cold items and users: what the model knows from content ===================
+ *
+ * An item the model never saw (PUT /v1/items in serve) can still be scored by a model with item
+ * features, from its text and tags alone:
+ *
+ *   text, tags ──sq_model_featurize──▶ row (the model's dim, IDF, text/tags options)
+ *     ──sq_model_score_features(seqs, rows)──▶ scores, exactly score's for a catalogue item
+ *                                              with that row and no learned id part:
+ *   hybrid         q = Σ_f x_f E_if[f], b = Σ_f x_f b_if[f] + the mean id bias of trained items
+ *                  (ids=1), as hybrid scores a catalogue item without a training event; the
+ *                  item id embedding is not used
+ *   sasrec, gru4rec, lstm with item_features=on: the item table row F·Wf alone (no id
+ *                  embedding, no item-graph term)
+ *   content        the cosine of the sequence's profile to the row
+ * sq_model_feature_vectors gives the item vectors themselves (embedding models), for a server
+ * that caches them. */
+
+/* 1 when m scores items given by features (sq_model_score_features works), else 0. */
+int sq_model_has_item_features(const sq_model *m);
+/* Featurises a new item (text of len bytes, may be NULL; n_tags tag names) with the model's
+ * featuriser, dropping the parts it does not read: at most cap (col, val) pairs. Errors:
+ * SQ_ERR_ARG (the model has no item features), those of sq_features_row. */
+sq_status sq_model_featurize(const sq_model *m, const char *text, size_t len,
+                             const char *const *tags, uint32_t n_tags, uint32_t *col, float *val,
+                             uint32_t cap, uint32_t *n, sq_error *err);
+/* Item vectors [rows->n_rows, dim] of featured items (models with feature_vectors). Errors:
+ * SQ_ERR_ARG (not supported). */
+sq_status sq_model_feature_vectors(const sq_model *m, const sq_features *rows, float *out,
+                                   sq_error *err);
+/* Scores [B, rows->n_rows] of items given by feature rows (columns < the model's dim). The
+ * arena needs the model's scratch(B, 0) plus (B + rows->n_rows) × dim floats. Errors: SQ_ERR_ARG
+ * (not supported), SQ_ERR_NOMEM, the model's scoring errors. */
+sq_status sq_model_score_features(const sq_model *m, const sq_seq *seqs, uint32_t B,
+                                  const sq_features *rows, float *out, sq_arena *a, sq_error *err);
+/* User attribute fields the model reads (hybrid, multi-task models with user_attrs); 0: none,
+ * a new user's attributes change nothing. */
+uint32_t sq_model_user_attrs(const sq_model *m);
+
 /* Why items were recommended: occlusion (models/explain.c). For each of the last events of
  * seq (at most 50, and at most the model's maxlen), the sequence is scored again without it;
  * its contribution to an item is the score the item loses. reasons [n × per_item]: for each of
@@ -155,8 +209,8 @@ typedef struct {
     uint32_t pos;       /* index of the event in seq */
     float contribution; /* score(item) − score(item without this event) */
 } sq_reason;
-sq_status sq_model_explain(const sq_model *m, const sq_seq *seq, const uint32_t *items,
-                           uint32_t n, uint32_t per_item, int use_vectors, sq_reason *reasons,
+sq_status sq_model_explain(const sq_model *m, const sq_seq *seq, const uint32_t *items, uint32_t n,
+                           uint32_t per_item, int use_vectors, sq_reason *reasons,
                            uint32_t *n_reasons, sq_error *err);
 
 #ifdef __cplusplus

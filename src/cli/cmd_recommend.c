@@ -180,21 +180,11 @@ static sq_status new_user(const sq_dataset *d, const char *list, const char *con
         const char *eq = strchr(av[a], '=');
         if (!eq)
             return sq_errorf(err, SQ_ERR_ARG, "--attr '%s': expected FIELD=VALUE", av[a]);
-        size_t fl = (size_t)(eq - av[a]);
-        uint32_t k = 0;
-        while (k < na && (strlen(sq_data_user_attr_name(d, k)) != fl ||
-                          strncmp(sq_data_user_attr_name(d, k), av[a], fl)))
-            k++;
-        if (k == na)
-            return sq_errorf(err, SQ_ERR_NOTFOUND,
-                             "--attr: the dataset has no user attribute '%.*s'", (int)fl, av[a]);
-        uint32_t v = 0, size = sq_data_user_attr_size(d, k);
-        while (v < size && strcmp(sq_data_user_attr_value(d, k, v), eq + 1))
-            v++;
-        if (v == size)
-            return sq_errorf(err, SQ_ERR_NOTFOUND,
-                             "--attr: '%s' is not a value of '%s' in the data", eq + 1,
-                             sq_data_user_attr_name(d, k));
+        uint32_t k, v;
+        sq_error e = {0};
+        if (sq_data_user_attr_find(d, av[a], (size_t)(eq - av[a]), eq + 1, strlen(eq + 1), &k, &v,
+                                   &e))
+            return sq_errorf(err, e.code, "--attr: %s", e.msg);
         attrs[k] = v;
     }
     return SQ_OK;

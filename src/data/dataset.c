@@ -594,6 +594,29 @@ uint32_t sq_data_user_attr_size(const sq_dataset *d, uint32_t field) {
 const char *sq_data_user_attr_value(const sq_dataset *d, uint32_t field, uint32_t v) {
     return field < d->info.n_user_attrs ? tab_get(&d->uattr_values[field], v, NULL) : NULL;
 }
+sq_status sq_data_user_attr_find(const sq_dataset *d, const char *field, size_t flen,
+                                 const char *value, size_t vlen, uint32_t *k, uint32_t *v,
+                                 sq_error *err) {
+    const uint32_t na = d->info.n_user_attrs;
+    uint32_t f = 0;
+    while (f < na && (strlen(sq_data_user_attr_name(d, f)) != flen ||
+                      memcmp(sq_data_user_attr_name(d, f), field, flen)))
+        f++;
+    if (f == na)
+        return sq_errorf(err, SQ_ERR_NOTFOUND, "the dataset has no user attribute '%.*s'",
+                         (int)(flen > 64 ? 64 : flen), field);
+    const uint32_t size = sq_data_user_attr_size(d, f);
+    uint32_t x = 0;
+    while (x < size && (strlen(sq_data_user_attr_value(d, f, x)) != vlen ||
+                        memcmp(sq_data_user_attr_value(d, f, x), value, vlen)))
+        x++;
+    if (x == size)
+        return sq_errorf(err, SQ_ERR_NOTFOUND, "'%.*s' is not a value of '%s' in the data",
+                         (int)(vlen > 64 ? 64 : vlen), value, sq_data_user_attr_name(d, f));
+    *k = f;
+    *v = x;
+    return SQ_OK;
+}
 
 const float *sq_data_user_stats(const sq_dataset *d) {
     return d->ustats;

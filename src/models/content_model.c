@@ -97,55 +97,107 @@ typedef struct {
     float w;
 } colw;
 
+/* The profile of a sequence: its recent items' rows, recency-weighted, merged by column (sorted)
+ * and scaled to unit norm, into *pw (arena) with *np columns; *np = 0 when it has no feature. */
+static sq_status profile(const content_state *s, const sq_seq *q, uint32_t ni, sq_arena *a,
+                         colw **pw_out, size_t *np, sq_error *err) {
+    const sq_features *f = &s->items;
+    *np = 0;
+    uint32_t from = q->n > (uint32_t)s->recent ? q->n - (uint32_t)s->recent : 0;
+    size_t cap = 0;
+    for (uint32_t k = from; k < q->n; k++)
+        if (q->items[k] < ni)
+            cap += f->row_ptr[q->items[k] + 1] - f->row_ptr[q->items[k]];
+    if (cap == 0)
+        return SQ_OK;
+    colw *pw = sq_arena_alloc(a, cap * sizeof *pw);
+    if (!pw)
+        return sq_errorf(err, SQ_ERR_NOMEM, "content: scoring arena too small");
+    size_t n = 0;
+    float w = 1;
+    for (uint32_t k = q->n; k-- > from; w *= s->decay) { /* newest first */
+        uint32_t it = q->items[k];
+        if (it >= ni)
+            continue;
+        for (uint64_t p = f->row_ptr[it]; p < f->row_ptr[it + 1]; p++)
+            pw[n++] = (colw){f->col[p], w * f->val[p]};
+    }
+    qsort(pw, n, sizeof *pw, cmp_col);
+    size_t u = 0; /* merge equal columns */
+    for (size_t i = 0; i < n; i++) {
+        if (u && pw[u - 1].col == pw[i].col)
+            pw[u - 1].w += pw[i].w;
+        else
+            pw[u++] = pw[i];
+    }
+    double ss = 0;
+    for (size_t i = 0; i < u; i++)
+        ss += (double)pw[i].w * pw[i].w;
+    if (ss <= 0)
+        return SQ_OK;
+    const float inv = (float)(1.0 / sqrt(ss));
+    for (size_t i = 0; i < u; i++)
+        pw[i].w *= inv;
+    *pw_out = pw;
+    *np = u;
+    return SQ_OK;
+}
+
 static sq_status content_score(const sq_model *m, const sq_seq *seqs, uint32_t B, float *out,
                                sq_arena *a, sq_error *err) {
     const content_state *s = m->impl;
-    const sq_features *f = &s->items;
     const uint32_t ni = m->info.n_items;
     for (uint32_t b = 0; b < B; b++) {
-        const sq_seq *q = &seqs[b];
         float *sc = out + (size_t)b * ni;
         memset(sc, 0, (size_t)ni * sizeof *sc);
-        uint32_t from = q->n > (uint32_t)s->recent ? q->n - (uint32_t)s->recent : 0;
-        size_t cap = 0;
-        for (uint32_t k = from; k < q->n; k++)
-            if (q->items[k] < ni)
-                cap += f->row_ptr[q->items[k] + 1] - f->row_ptr[q->items[k]];
-        if (cap == 0)
-            continue;
-        colw *pw = sq_arena_alloc(a, cap * sizeof *pw);
-        if (!pw)
-            return sq_errorf(err, SQ_ERR_NOMEM, "content: scoring arena too small");
-        size_t n = 0;
-        float w = 1;
-        for (uint32_t k = q->n; k-- > from; w *= s->decay) { /* newest first */
-            uint32_t it = q->items[k];
-            if (it >= ni)
-                continue;
-            for (uint64_t p = f->row_ptr[it]; p < f->row_ptr[it + 1]; p++)
-                pw[n++] = (colw){f->col[p], w * f->val[p]};
-        }
-        qsort(pw, n, sizeof *pw, cmp_col);
-        size_t u = 0; /* merge equal columns */
-        for (size_t i = 0; i < n; i++) {
-            if (u && pw[u - 1].col == pw[i].col)
-                pw[u - 1].w += pw[i].w;
-            else
-                pw[u++] = pw[i];
-        }
-        double ss = 0;
+        colw *pw = NULL;
+        size_t u = 0;
+        sq_status rc = profile(s, &seqs[b], ni, a, &pw, &u, err);
+        if (rc)
+            return rc;
         for (size_t i = 0; i < u; i++)
-            ss += (double)pw[i].w * pw[i].w;
-        if (ss <= 0)
-            continue;
-        const float inv = (float)(1.0 / sqrt(ss));
-        for (size_t i = 0; i < u; i++) {
-            float pv = pw[i].w * inv;
             for (uint64_t p = s->ix.col_ptr[pw[i].col]; p < s->ix.col_ptr[pw[i].col + 1]; p++)
-                sc[s->ix.row[p]] += pv * s->ix.val[p];
+                sc[s->ix.row[p]] += pw[i].w * s->ix.val[p];
+    }
+    return SQ_OK;
+}
+
+/* Cold items: the cosine of each profile to each row (rows unit, columns sorted), the sum over
+ * the columns both hold, in the profile's column order as content_score adds them. */
+static sq_status content_score_features(const sq_model *m, const sq_seq *seqs, uint32_t B,
+                                        const sq_features *rows, float *out, sq_arena *a,
+                                        sq_error *err) {
+    const content_state *s = m->impl;
+    const uint32_t ni = m->info.n_items, nr = rows->n_rows;
+    for (uint32_t b = 0; b < B; b++) {
+        float *sc = out + (size_t)b * nr;
+        memset(sc, 0, (size_t)nr * sizeof *sc);
+        colw *pw = NULL;
+        size_t u = 0;
+        sq_status rc = profile(s, &seqs[b], ni, a, &pw, &u, err);
+        if (rc)
+            return rc;
+        for (uint32_t r = 0; r < nr; r++) {
+            uint64_t p = rows->row_ptr[r];
+            const uint64_t end = rows->row_ptr[r + 1];
+            for (size_t i = 0; i < u && p < end; i++) {
+                while (p < end && rows->col[p] < pw[i].col)
+                    p++;
+                if (p < end && rows->col[p] == pw[i].col)
+                    sc[r] += pw[i].w * rows->val[p];
+            }
         }
     }
     return SQ_OK;
+}
+
+static const sq_features *content_item_features(const sq_model *m, sq_features_opts *o) {
+    const content_state *s = m->impl;
+    long text = 1, tags = 1;
+    sq_config_int(m->cfg, "text", 1, 0, 1, &text, NULL);
+    sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, NULL);
+    *o = (sq_features_opts){.dim = s->items.dim, .no_text = !text, .no_tags = !tags};
+    return s->items.idf ? &s->items : NULL;
 }
 
 static size_t content_scratch(const sq_model *m, uint32_t B, uint32_t T) {
@@ -209,4 +261,6 @@ const sq_model_ops sq_model_content_ops = {
     .save_state = content_save,
     .load_state = content_load,
     .destroy = content_destroy,
+    .item_features = content_item_features,
+    .score_features = content_score_features,
 };

@@ -350,6 +350,16 @@ static const float *rnn_item_vectors(const sq_model *m, uint32_t *dim) {
     return E ? E + net->G : NULL; /* row 0 is padding */
 }
 
+static const sq_features *rnn_item_features(const sq_model *m, sq_features_opts *o) {
+    return sq_item_enc_features(&((const sq_rnn_net *)m->impl)->enc, o);
+}
+
+static sq_status rnn_feature_vectors(const sq_model *m, const sq_features *rows, float *out,
+                                     sq_error *err) {
+    const sq_rnn_net *net = m->impl;
+    return sq_item_enc_feature_vectors(&net->enc, &net->ps, rows, out, err);
+}
+
 static sq_status rnn_fit(sq_model *m, const sq_dataset *d, const sq_split *s,
                          const sq_reporter *rep, sq_error *err) {
     (void)rep;
@@ -491,6 +501,8 @@ const sq_model_ops sq_model_gru4rec_ops = {
     .score = rnn_score,
     .item_vectors = rnn_item_vectors,
     .seq_vectors = rnn_seq_vectors,
+    .item_features = rnn_item_features,
+    .feature_vectors = rnn_feature_vectors,
     .save_state = rnn_save_state,
     .load_state = rnn_load_state,
     .destroy = rnn_destroy,
@@ -508,6 +520,8 @@ const sq_model_ops sq_model_lstm_ops = {
     .score = rnn_score,
     .item_vectors = rnn_item_vectors,
     .seq_vectors = rnn_seq_vectors,
+    .item_features = rnn_item_features,
+    .feature_vectors = rnn_feature_vectors,
     .save_state = rnn_save_state,
     .load_state = rnn_load_state,
     .destroy = rnn_destroy,

@@ -56,6 +56,7 @@ typedef struct {
     uint8_t *item_seen;     /* [ni] 1: had a training event (its id embedding is used) */
     uint8_t *user_seen;     /* [nu] */
     float *Q;               /* scoring cache [ni, d + 1]: representation, then bias */
+    float prior;            /* an untrained item's id bias: the mean of trained items' (ids) */
     sq_features_save keep;  /* what the last save pointed into */
     int bpr;                /* loss: 0 WARP, 1 BPR */
     int ids;                /* use id embeddings */
@@ -367,6 +368,7 @@ static void build_cache(hy_state *s) {
         if (s->item_seen[i])
             bsum += s->b_item[i], nseen++;
     float prior = nseen ? (float)(bsum / nseen) : 0; /* an untrained item's id bias */
+    s->prior = s->ids ? prior : 0;
     for (uint32_t i = 0; i < s->ni; i++) {
         int id = s->ids && s->item_seen[i];
         float *row = s->Q + (size_t)i * (s->d + 1);
@@ -433,6 +435,42 @@ static sq_status hy_score(const sq_model *m, const sq_seq *seqs, uint32_t B, flo
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)s->ni, K, 1.0f, U, K, s->Q, K,
                 0.0f, out, (int)s->ni);
     return SQ_OK;
+}
+
+/* Cold items: the representation of a feature row as build_cache gives an untrained item's,
+ * [Σ x_f E_if[f], Σ x_f b_if[f] + prior]; columns past the model's are ignored. */
+static sq_status hy_feature_vectors(const sq_model *m, const sq_features *rows, float *out,
+                                    sq_error *err) {
+    (void)err;
+    const hy_state *s = m->impl;
+    const uint32_t d = s->d;
+    for (uint32_t r = 0; r < rows->n_rows; r++) {
+        float *q = out + (size_t)r * (d + 1);
+        memset(q, 0, d * sizeof *q);
+        q[d] = s->prior;
+        for (uint64_t p = rows->row_ptr[r]; p < rows->row_ptr[r + 1]; p++) {
+            if (rows->col[p] >= s->fdim)
+                continue;
+            const float x = rows->val[p], *e = s->E_if + (size_t)rows->col[p] * d;
+            for (uint32_t c = 0; c < d; c++)
+                q[c] += x * e[c];
+            q[d] += x * s->b_if[rows->col[p]];
+        }
+    }
+    return SQ_OK;
+}
+
+static const sq_features *hy_item_features(const sq_model *m, sq_features_opts *o) {
+    const hy_state *s = m->impl;
+    long text = 1, tags = 1;
+    sq_config_int(m->cfg, "text", 1, 0, 1, &text, NULL);
+    sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, NULL);
+    *o = (sq_features_opts){.dim = s->fdim, .no_text = !text, .no_tags = !tags};
+    return s->items.idf ? &s->items : NULL;
+}
+
+static uint32_t hy_user_attrs(const sq_model *m) {
+    return ((const hy_state *)m->impl)->n_ua;
 }
 
 /* ========================================= training ======================================= */
@@ -711,4 +749,7 @@ const sq_model_ops sq_model_hybrid_ops = {
     .save_state = hy_save,
     .load_state = hy_load,
     .destroy = hy_destroy,
+    .item_features = hy_item_features,
+    .feature_vectors = hy_feature_vectors,
+    .user_attrs = hy_user_attrs,
 };

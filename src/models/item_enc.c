@@ -148,6 +148,29 @@ static void add_features(const sq_item_enc *e, const sq_params *ps, float *table
     }
 }
 
+sq_status sq_item_enc_feature_vectors(const sq_item_enc *e, const sq_params *ps,
+                                      const sq_features *rows, float *out, sq_error *err) {
+    if (!e->feat)
+        return sq_errorf(err, SQ_ERR_ARG, "item encoder: item_features=off");
+    const float *W = sq_nn_val(ps, e->wf);
+    const size_t C = (size_t)e->C;
+    memset(out, 0, (size_t)rows->n_rows * C * sizeof *out);
+    for (uint32_t r = 0; r < rows->n_rows; r++)
+        for (uint64_t k = rows->row_ptr[r]; k < rows->row_ptr[r + 1]; k++) {
+            if (rows->col[k] >= e->fdim)
+                continue;
+            const float v = rows->val[k], *w = W + (size_t)rows->col[k] * C;
+            for (size_t c = 0; c < C; c++)
+                out[r * C + c] += v * w[c];
+        }
+    return SQ_OK;
+}
+
+const sq_features *sq_item_enc_features(const sq_item_enc *e, sq_features_opts *o) {
+    *o = (sq_features_opts){.dim = e->fdim};
+    return e->feat && e->F.idf ? &e->F : NULL;
+}
+
 /* dWf[col_k] += F[i, col_k] · dtable[i+1] (feat; in item order: deterministic). */
 static void features_backward(const sq_item_enc *e, sq_params *ps, const float *dtable) {
     if (!e->feat)

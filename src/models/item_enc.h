@@ -124,6 +124,13 @@ sq_status sq_item_enc_table(const sq_item_enc *e, const sq_params *ps, sq_arena 
 const float *sq_item_enc_cache(sq_item_enc *e, const sq_params *ps);
 void sq_item_enc_drop(sq_item_enc *e); /* the parameters are about to change */
 
+/* Cold items: out [rows->n_rows, C] = rows · Wf, the feature part of the table alone (no id
+ * embedding, no graph term); columns ≥ D are ignored. Errors: SQ_ERR_ARG (item_features=off). */
+sq_status sq_item_enc_feature_vectors(const sq_item_enc *e, const sq_params *ps,
+                                      const sq_features *rows, float *out, sq_error *err);
+/* F and its options (text and tags) when item_features=on, else NULL (model.h item_features). */
+const sq_features *sq_item_enc_features(const sq_item_enc *e, sq_features_opts *o);
+
 /* The graph's blobs (3, when there is a graph) and F's (features), at most SQ_ITEM_ENC_BLOBS,
  * for save_state; and back at load (no graph blob: no graph), building the cache. Errors:
  * SQ_ERR_FORMAT (F missing or of another shape), SQ_ERR_NOMEM. */

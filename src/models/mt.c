@@ -634,6 +634,10 @@ static void mt_destroy(sq_model *m) {
     m->params = NULL;
 }
 
+static uint32_t mt_user_attrs(const sq_model *m) {
+    return (uint32_t)((const mt_model *)m->impl)->net.cfg.n_uattr;
+}
+
 static const sq_model_ops mt_ops = {
     .name = "sasrec",
     .about = "SASRec over behaviour sequences with context, several tasks at once",
@@ -648,6 +652,7 @@ static const sq_model_ops mt_ops = {
     .save_state = mt_save,
     .load_state = mt_load,
     .destroy = mt_destroy,
+    .user_attrs = mt_user_attrs,
 };
 
 sq_status sq_mt_init(sq_model *m, sq_rng *rng, sq_error *err) {

@@ -300,6 +300,16 @@ static sq_status sasrec_seq_vectors(const sq_model *m, const sq_seq *seqs, uint3
     return SQ_OK;
 }
 
+static const sq_features *sasrec_item_features(const sq_model *m, sq_features_opts *o) {
+    return sq_item_enc_features(&((const sasrec *)m->impl)->enc, o);
+}
+
+static sq_status sasrec_feature_vectors(const sq_model *m, const sq_features *rows, float *out,
+                                        sq_error *err) {
+    const sasrec *s = m->impl;
+    return sq_item_enc_feature_vectors(&s->enc, &s->net.ps, rows, out, err);
+}
+
 static sq_status sasrec_save_state(const sq_model *m, sq_blob **blobs, size_t *n, sq_error *err) {
     sasrec *s = m->impl;
     *blobs = NULL;
@@ -342,4 +352,6 @@ const sq_model_ops sq_model_sasrec_ops = {
     .save_state = sasrec_save_state,
     .load_state = sasrec_load_state,
     .destroy = sasrec_destroy,
+    .item_features = sasrec_item_features,
+    .feature_vectors = sasrec_feature_vectors,
 };

@@ -205,7 +205,6 @@ void sv_route_events(sq_server *s, const sv_req *q, sv_resp *r) {
 
 /* ========================================== History ========================================== */
 
-
 /* Appends an event to arr and returns it. */
 static cJSON *add_event(cJSON *arr, const char *item, const char *beh, int64_t ts,
                         const char *scene, double value, const char *context, const char *source,
@@ -280,7 +279,8 @@ void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *
         return;
     }
     const uint32_t n_live = (uint32_t)cJSON_GetArraySize(live);
-    const uint32_t uid = sv_forgotten(s, user, len) ? UINT32_MAX : sq_data_find_user(s->d, user, len);
+    const uint32_t uid =
+        sv_forgotten(s, user, len) ? UINT32_MAX : sq_data_find_user(s->d, user, len);
     if (uid != UINT32_MAX && n_live < limit) {
         const uint64_t *off = sq_data_offsets(s->d);
         uint64_t b = off[uid], e = off[uid + 1], want = limit - n_live;
@@ -289,11 +289,11 @@ void sv_route_history(sq_server *s, const char *user, size_t len, const sv_req *
         const uint16_t *scn = sq_data_scenes(s->d);
         const float *val = sq_data_values(s->d);
         for (uint64_t i = b; i < e; i++) {
-            cJSON *ev = add_event(arr, sq_data_item_id(s->d, sq_data_items(s->d)[i], NULL),
-                                  sq_data_behaviour_name(s->d, sq_data_behaviours(s->d)[i]),
-                                  sq_data_times(s->d)[i],
-                                  scn ? sq_data_scene_name(s->d, scn[i]) : "",
-                                  val ? val[i] : NAN, NULL, "dataset", 0);
+            cJSON *ev =
+                add_event(arr, sq_data_item_id(s->d, sq_data_items(s->d)[i], NULL),
+                          sq_data_behaviour_name(s->d, sq_data_behaviours(s->d)[i]),
+                          sq_data_times(s->d)[i], scn ? sq_data_scene_name(s->d, scn[i]) : "",
+                          val ? val[i] : NAN, NULL, "dataset", 0);
             add_context(s->d, i, ev);
         }
     }
@@ -362,11 +362,33 @@ void sv_route_put_item(sq_server *s, const char *item, size_t len, const sv_req 
         goto done;
     }
     const int known = sq_data_find_item(s->d, item, len) != UINT32_MAX;
-    const int content = sv_content_put(s, item, len, tags);
+    const int tag_ok = sv_content_put(s, item, len, tags, text);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "item", item);
     cJSON_AddBoolToObject(out, "known", known);
-    cJSON_AddBoolToObject(out, "recommendable", known || content);
+    /* how each variant's model scores it: its features, its tags' neighbours, or not at all */
+    cJSON *vs = cJSON_CreateArray();
+    const char *via0 = NULL;
+    for (uint32_t v = 0; !known && v < s->n_var; v++) {
+        sv_model *sm = sv_variant_acquire(&s->var[v]);
+        const char *via = sv_content_via(sm, tags, text, tag_ok);
+        sv_model_release(sm);
+        via0 = v ? via0 : via;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "variant", s->var[v].name);
+        if (via)
+            cJSON_AddStringToObject(o, "via", via);
+        else
+            cJSON_AddNullToObject(o, "via");
+        cJSON_AddItemToArray(vs, o);
+    }
+    cJSON_AddBoolToObject(out, "recommendable", known || via0);
+    if (!known && via0)
+        cJSON_AddStringToObject(out, "via", via0);
+    if (s->n_var > 1 && !known)
+        cJSON_AddItemToObject(out, "variants", vs);
+    else
+        cJSON_Delete(vs);
     sv_json_resp(r, 200, out);
 done:
     cJSON_free(tags);

@@ -42,7 +42,8 @@ static uint64_t vec_key(uint32_t variant, uint64_t version) {
     return (uint64_t)variant << 48 | version;
 }
 
-static void add_reasons(sq_server *s, cJSON *it, const sv_view *v, const sq_reason *rs, uint32_t n) {
+static void add_reasons(sq_server *s, cJSON *it, const sv_view *v, const sq_reason *rs,
+                        uint32_t n) {
     cJSON *arr = cJSON_AddArrayToObject(it, "explain");
     for (uint32_t j = 0; j < n; j++) {
         if (rs[j].pos == UINT32_MAX)
@@ -50,10 +51,9 @@ static void add_reasons(sq_server *s, cJSON *it, const sv_view *v, const sq_reas
         uint32_t p = rs[j].pos;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "item", sq_data_item_id(s->d, v->items[p], NULL));
-        cJSON_AddStringToObject(e, "behaviour",
-                                v->beh[p] < s->info->n_behaviours
-                                    ? sq_data_behaviour_name(s->d, v->beh[p])
-                                    : "");
+        cJSON_AddStringToObject(
+            e, "behaviour",
+            v->beh[p] < s->info->n_behaviours ? sq_data_behaviour_name(s->d, v->beh[p]) : "");
         cJSON_AddNumberToObject(e, "ts", (double)v->ts[p]);
         cJSON_AddNumberToObject(e, "position", (double)p);
         cJSON_AddStringToObject(e, "source", p >= v->n - v->n_live ? "live" : "dataset");
@@ -72,6 +72,7 @@ static void cold_start(sq_server *s, const char *user, uint32_t vi, uint64_t ver
     cJSON_AddStringToObject(out, "variant", s->var[vi].name);
     cJSON_AddNumberToObject(out, "model_version", (double)version);
     cJSON_AddBoolToObject(out, "cold_start", 1);
+    cJSON_AddStringToObject(out, "via", "popularity");
     cJSON *arr = cJSON_AddArrayToObject(out, "items");
     uint32_t got = 0;
     for (uint32_t i = 0; i < n && got < k; i++) {
@@ -110,12 +111,23 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     float *scores = NULL, *vec_out = NULL;
     sq_reason *reasons = NULL;
     sv_extras *extras = NULL;
+    sv_fx *fx = NULL;
     if (sv_user_view(s, user, len, &v, &err)) {
         sv_error(r, 500, "user state: %s", err.msg);
         sv_model_release(sm);
         return;
     }
-    if (!v.known || !v.n) {
+    /* attr.FIELD=VALUE: this request's attributes over those put or in the dataset */
+    char amsg[320];
+    const int n_qa = sv_attrs_query(s, q, v.attrs, amsg, sizeof amsg);
+    if (n_qa < 0) {
+        sv_error(r, 400, "%s", amsg);
+        goto done;
+    }
+    v.n_attrs += (uint32_t)n_qa; /* an upper bound: only whether it is 0 matters */
+    /* a model that reads attributes ranks a user without events by them */
+    const int by_attrs = sm->uattrs && v.n_attrs;
+    if ((!v.known || !v.n) && !by_attrs) {
         cold_start(s, user, vi, sm->version, scene, k, &v, r);
         goto done;
     }
@@ -134,6 +146,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
         memcpy(exclude + v.n_negative, v.items, v.n * sizeof *exclude);
     uint16_t req_scene = scene < s->info->n_scenes ? (uint16_t)scene : 0;
     extras = sv_extras_acquire(s);
+    fx = sv_fx_acquire(sm, extras);
     sv_job job = {
         .model = sm,
         .seq = {.items = v.items,
@@ -143,14 +156,14 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
                 .values = v.values,
                 .n = v.n,
                 .user = v.uid,
-                /* a dataset user's attributes (the hybrid model uses them); a new user has
-                 * none: their posted events are their representation, as cold_users */
-                .attrs = v.uid != UINT32_MAX && s->info->n_user_attrs && sq_data_user_attrs(s->d)
-                             ? sq_data_user_attrs(s->d) + (size_t)v.uid * s->info->n_user_attrs
-                             : NULL,
+                /* the user's attributes (dataset, put, this request's), as `recommend --attr`;
+                 * without any, their events are their representation, as cold_users */
+                .attrs = v.n_attrs ? v.attrs : NULL,
                 .req_scene = scene < s->info->n_scenes ? &req_scene : NULL},
-        .vec = v.vec && v.vec_version == vec_key(vi, sm->version) ? v.vec : NULL,
+        /* the cached vector holds the stored attributes, not this request's */
+        .vec = v.vec && !n_qa && v.vec_version == vec_key(vi, sm->version) ? v.vec : NULL,
         .extras = extras,
+        .fx = fx,
         .exclude = exclude,
         .n_exclude = n_ex,
         .k = k,
@@ -162,7 +175,7 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
         sv_error(r, 500, "scoring: %s", err.msg);
         goto done;
     }
-    if (sm->fast && !job.vec)
+    if (sm->fast && !job.vec && !n_qa)
         sv_user_set_vec(s, user, len, v.last_seq, vec_key(vi, sm->version), vec_out, sm->dim);
     uint32_t n_r = 0;
     const uint32_t ni = s->info->n_items;
@@ -172,10 +185,10 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
         for (uint32_t i = 0; cat && i < job.n; i++)
             if (ids[i] < ni)
                 cat[nc++] = ids[i];
-        sq_status erc = !cat || !reasons ? sq_errorf(&err, SQ_ERR_NOMEM, "out of memory")
-                                         : sq_model_explain(sm->m, &job.seq, cat, nc,
-                                                            EXPLAIN_PER_ITEM, sm->fast, reasons,
-                                                            &n_r, &err);
+        sq_status erc = !cat || !reasons
+                            ? sq_errorf(&err, SQ_ERR_NOMEM, "out of memory")
+                            : sq_model_explain(sm->m, &job.seq, cat, nc, EXPLAIN_PER_ITEM, sm->fast,
+                                               reasons, &n_r, &err);
         /* spread the catalogue items' reasons back to their places in the list */
         for (uint32_t i = job.n, c = nc; !erc && i-- > 0;) {
             sq_reason *dst = reasons + (size_t)i * EXPLAIN_PER_ITEM;
@@ -198,14 +211,19 @@ void sv_route_recs(sq_server *s, const char *user, size_t len, const sv_req *q, 
     cJSON_AddStringToObject(out, "variant", s->var[vi].name);
     cJSON_AddNumberToObject(out, "model_version", (double)sm->version);
     cJSON_AddBoolToObject(out, "cold_start", 0);
+    cJSON_AddStringToObject(out, "via",
+                            !v.n       ? "attributes"
+                            : by_attrs ? "events+attributes"
+                                       : "events");
     cJSON *arr = cJSON_AddArrayToObject(out, "items");
     for (uint32_t i = 0; i < job.n; i++) {
         cJSON *it = cJSON_CreateObject();
         if (ids[i] < ni) {
             cJSON_AddStringToObject(it, "item", sq_data_item_id(s->d, ids[i], NULL));
-        } else { /* a new item, scored by its content (tags) */
+        } else { /* a new item, scored by its content: the model's features or its tags */
             cJSON_AddStringToObject(it, "item", extras->item[ids[i] - ni].id);
             cJSON_AddBoolToObject(it, "content", 1);
+            cJSON_AddStringToObject(it, "via", fx && fx->via[ids[i] - ni] ? "features" : "tags");
         }
         cJSON_AddNumberToObject(it, "score", scores[i]);
         if (explain)
@@ -223,6 +241,7 @@ done:
     sq_free(scores);
     sq_free(vec_out);
     sq_free(reasons);
+    sv_fx_release(fx);
     sv_extras_release(extras);
     sv_view_free(&v);
     sv_model_release(sm);

@@ -5,14 +5,16 @@
  *                cached vectors ──────────────────────────────────────────────────┴▶ U [B, dim]
  *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch)
  *   other models: S = sq_model_score(sequences)
+ *   new items (content.c): per job, their feature scores (fast: u · v per item, from the
+ *                vectors the model gave them; others: sq_model_score_features) or the tag rule
  *   then per job: excluded items → NaN, top k.
  *
  * Under load batches grow by themselves (everything that queued while a batch ran forms the
  * next), so throughput rises with load while an idle server answers a lone request at once.
  * Each worker runs its BLAS and OpenMP single-threaded: the workers are the parallelism. */
 #define _POSIX_C_SOURCE 200809L
-#include "serve/serve_int.h"
 #include "seqrec/eval.h"
+#include "serve/serve_int.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -33,8 +35,8 @@ typedef struct slot {
 typedef struct {
     sv_scorer *sc;
     pthread_t th;
-    float *S;        /* [MAX_BATCH, n_items] */
-    float *U;        /* [MAX_BATCH, dim_cap] */
+    float *S; /* [MAX_BATCH, n_items] */
+    float *U; /* [MAX_BATCH, dim_cap] */
     uint32_t dim_cap;
     sq_arena *a;
     size_t a_size;
@@ -46,6 +48,11 @@ typedef struct {
     float *x_vals;
     size_t x_cap;
     uint32_t x_n[MAX_BATCH];
+    float *xs; /* the feature scores of each job's new items, job j's at xs_off[j] */
+    size_t xs_cap;
+    size_t xs_off[MAX_BATCH];
+    sq_arena *xa; /* scoring new items by features without vectors */
+    size_t xa_size;
 } worker;
 
 struct sv_scorer {
@@ -56,7 +63,7 @@ struct sv_scorer {
     uint32_t n_items;
     int team; /* threads a worker splits the catalogue across */
     worker *w;
-    uint32_t n_w, cap_w; /* started, allocated */
+    uint32_t n_w, cap_w;              /* started, allocated */
     atomic_ullong *batches, *batched; /* the server's counters, or NULL */
 };
 
@@ -70,6 +77,55 @@ static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error
         w->a_size = need;
     }
     sq_arena_reset(w->a);
+    return SQ_OK;
+}
+
+/* The feature scores of the jobs' new items (those with fx) into w->xs: fast models dot the
+ * job's vector (row j of U) with each item's vector; others score through the model. */
+static sq_status feature_scores(worker *w, slot **b, uint32_t B, sq_error *err) {
+    size_t need = 0;
+    for (uint32_t j = 0; j < B; j++) {
+        w->xs_off[j] = need;
+        need += b[j]->job->fx ? b[j]->job->extras->n : 0;
+    }
+    if (!need)
+        return SQ_OK;
+    if (need > w->xs_cap) {
+        sq_free(w->xs);
+        w->xs_cap = (w->xs = sq_mallocn(need, sizeof *w->xs)) ? need : 0;
+        if (!w->xs)
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (new items' scores)");
+    }
+    const sv_model *sm = b[0]->job->model;
+    const sq_model *m = sm->m;
+    for (uint32_t j = 0; j < B; j++) {
+        const sv_job *job = b[j]->job;
+        if (!job->fx)
+            continue;
+        const uint32_t n = job->extras->n;
+        float *xs = w->xs + w->xs_off[j];
+        if (job->fx->V) {
+            for (uint32_t e = 0; e < n; e++)
+                xs[e] = cblas_sdot((int)sm->dim, w->U + (size_t)j * sm->dim, 1,
+                                   job->fx->V + (size_t)e * sm->dim, 1);
+            continue;
+        }
+        uint32_t dim = 0;
+        if (m->ops->item_vectors)
+            m->ops->item_vectors(m, &dim);
+        size_t an = (m->ops->scratch ? m->ops->scratch(m, 1, 0) : (size_t)64 << 20) +
+                    ((size_t)n + 2) * dim * sizeof(float) + (1u << 20);
+        if (an > w->xa_size) {
+            sq_arena_free(w->xa);
+            w->xa_size = (w->xa = sq_arena_create(an)) ? an : 0;
+            if (!w->xa)
+                return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (new items' arena)");
+        }
+        sq_arena_reset(w->xa);
+        sq_status rc = sq_model_score_features(m, &job->seq, 1, &job->fx->rows, xs, w->xa, err);
+        if (rc)
+            return rc;
+    }
     return SQ_OK;
 }
 
@@ -142,6 +198,8 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         if (!w->x_cap)
             return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (top-k lists)");
     }
+    if ((rc = feature_scores(w, b, B, err)))
+        return rc;
     uint32_t *pn = w->part_n;
     const uint32_t n_panels = (ni + SV_PANEL - 1) / SV_PANEL;
 #pragma omp parallel num_threads(nt)
@@ -152,13 +210,14 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         i1 = i1 < ni ? i1 : ni;
         if (sm->fast && i0 < i1)
             sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
-        /* new items score from their neighbours' scores: the whole row, before exclusions */
+            /* new items score from their neighbours' scores: the whole row, before exclusions */
 #pragma omp barrier
 #pragma omp for
         for (uint32_t j = 0; j < B; j++)
-            w->x_n[j] = sv_extras_topk(b[j]->job->extras, w->S + (size_t)j * ni, b[j]->job->k,
-                                       w->x_ids + (size_t)j * kmax,
-                                       w->x_vals + (size_t)j * kmax, ni);
+            w->x_n[j] = sv_extras_topk(
+                b[j]->job->extras, b[j]->job->fx, b[j]->job->fx ? w->xs + w->xs_off[j] : NULL,
+                w->S + (size_t)j * ni, b[j]->job->k, w->x_ids + (size_t)j * kmax,
+                w->x_vals + (size_t)j * kmax, ni);
         for (uint32_t j = 0; j < B; j++) {
             sv_job *job = b[j]->job;
             float *row = w->S + (size_t)j * ni;
@@ -294,7 +353,9 @@ void sv_scorer_free(sv_scorer *sc) {
             sq_free(sc->w[i].part_vals);
             sq_free(sc->w[i].x_ids);
             sq_free(sc->w[i].x_vals);
+            sq_free(sc->w[i].xs);
             sq_arena_free(sc->w[i].a);
+            sq_arena_free(sc->w[i].xa);
         }
     sq_free(sc->w);
     pthread_cond_destroy(&sc->cv);

@@ -39,6 +39,29 @@ const char *sv_query(const sv_req *q, const char *key) {
     return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct {
+    const char *prefix;
+    int (*fn)(void *ud, const char *key, const char *value);
+    void *ud;
+    int rc;
+} each_ctx;
+
+static enum MHD_Result each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value) {
+    (void)kind;
+    each_ctx *c = cls;
+    if (key && !strncmp(key, c->prefix, strlen(c->prefix)))
+        c->rc = c->fn(c->ud, key, value);
+    return c->rc ? MHD_NO : MHD_YES;
+}
+
+int sv_query_each(const sv_req *q, const char *prefix,
+                  int (*fn)(void *ud, const char *key, const char *value), void *ud) {
+    each_ctx c = {prefix, fn, ud, 0};
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, each_one, &c);
+    return c.rc;
+}
+
 const char *sv_body(const sv_req *q, size_t *len) {
     *len = q->len;
     return q->body ? q->body : "";
@@ -121,8 +144,8 @@ cJSON *sv_json_parse(const char *text, size_t len, uint32_t max_depth, char *msg
     }
     if (end && end < text + len) {
         size_t at = (size_t)(end - text);
-        while (at < len && (text[at] == ' ' || text[at] == '\n' || text[at] == '\r' ||
-                            text[at] == '\t'))
+        while (at < len &&
+               (text[at] == ' ' || text[at] == '\n' || text[at] == '\r' || text[at] == '\t'))
             at++;
         if (at < len) {
             cJSON_Delete(o);
@@ -264,11 +287,14 @@ static sq_status load_keys(sq_server *s, const char *path, sq_error *err) {
 
 static const char *mime(const char *path) {
     const char *dot = strrchr(path, '.');
-    static const char *const t[][2] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript"},
-        {".css", "text/css"},                  {".json", "application/json"},
-        {".svg", "image/svg+xml"},             {".png", "image/png"},
-        {".ico", "image/x-icon"},              {".map", "application/json"}};
+    static const char *const t[][2] = {{".html", "text/html; charset=utf-8"},
+                                       {".js", "text/javascript"},
+                                       {".css", "text/css"},
+                                       {".json", "application/json"},
+                                       {".svg", "image/svg+xml"},
+                                       {".png", "image/png"},
+                                       {".ico", "image/x-icon"},
+                                       {".map", "application/json"}};
     for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(dot, t[i][0]))
             return t[i][1];
@@ -358,6 +384,8 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
             route = SV_R_RECS, method_ok = get;
         else if (!strcmp(rest, "/history"))
             route = SV_R_HISTORY, method_ok = get;
+        else if (!*rest && !strcmp(method, "PUT"))
+            route = SV_R_PUT_USER, method_ok = 1, need = AUTH_WRITE;
         else if (!*rest)
             route = SV_R_DELETE_USER, method_ok = !strcmp(method, "DELETE"), need = AUTH_WRITE;
         if (route != SV_R_OTHER)
@@ -459,6 +487,9 @@ static sv_route dispatch(sq_server *s, const char *url, const char *method, sv_r
     case SV_R_PUT_ITEM:
         sv_route_put_item(s, id, strlen(id), q, r);
         break;
+    case SV_R_PUT_USER:
+        sv_route_put_user(s, id, strlen(id), q, r);
+        break;
     case SV_R_DASHBOARD:
         sv_route_dashboard(s, url + 14, r);
         break;
@@ -516,7 +547,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     sq_server *s = cls;
     sv_req *q = *con_cls;
-    if (!q) { /* first call: headers only */
+    if (!q) {                   /* first call: headers only */
         omp_set_num_threads(1); /* this thread's model work runs single-threaded */
         if (!(q = sq_calloc(1, sizeof *q)))
             return MHD_NO;
@@ -653,11 +684,11 @@ static sq_status start_http(sq_server *s, sq_error *err) {
         if (inet_pton(AF_INET, s->o.bind, &a4->sin_addr) != 1)
             return sq_errorf(err, SQ_ERR_ARG, "--bind '%s': not an IPv4 address", s->o.bind);
     }
-    s->httpd = MHD_start_daemon(
-        flags, s->o.port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
+    s->httpd = MHD_start_daemon(flags, s->o.port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                                (unsigned)s->o.http_threads, MHD_OPTION_CONNECTION_LIMIT,
+                                (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
     if (!s->httpd)
         return sq_errorf(err, SQ_ERR_IO, "cannot listen on %s:%u (in use, or not allowed)",
                          s->o.bind, s->o.port);
@@ -687,8 +718,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     DEF(store_path, "events.db");
     DEF(bind, "127.0.0.1");
     DEF(http_threads, 64);
-    DEF(score_workers, (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
-                                      ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
+    DEF(score_workers,
+        (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
     DEF(score_threads, 1);
     DEF(cache_bytes, (uint64_t)256 << 20);
     DEF(user_events, 200);
@@ -784,8 +815,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         (rc = sv_content_load(s, err)))
         goto fail;
     if ((rc = sv_cache_create(&s->cache, s->o.cache_bytes, s->o.user_events, err)) ||
-        (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads,
-                                       s->info->n_items, err)))
+        (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads, s->info->n_items,
+                               err)))
         goto fail;
     sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests);
     if ((rc = sv_online_start(s, err)) || (rc = start_http(s, err)))

@@ -61,21 +61,26 @@ static const char *const SCHEMA =
     "CREATE TABLE forgotten(user TEXT PRIMARY KEY, at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
 
+/* Added without a version change: created where absent (stores made before it have none). */
+static const char *const USERS_TABLE =
+    "CREATE TABLE IF NOT EXISTS users(user TEXT PRIMARY KEY, attrs TEXT NOT NULL,"
+    " updated INTEGER NOT NULL);";
+
 #define EVENT_COLS "seq, user, item, behaviour, ts, scene, context, value"
 
 /* ========================================= Types ========================================== */
 
-typedef enum { JOB_APPEND, JOB_DELETE, JOB_PUT } job_kind;
+typedef enum { JOB_APPEND, JOB_DELETE, JOB_PUT, JOB_PUT_USER } job_kind;
 
 typedef struct job {
     job_kind kind;            /* what the writer does with it */
     struct job *next;         /* queue link, then batch link */
     sq_store_event *ev;       /* append: the events (strings point into buf) */
     size_t n;                 /* append: how many events */
-    const char *id;           /* delete: the user; put: the item (into buf) */
+    const char *id;           /* delete, put user: the user; put: the item (into buf) */
     size_t id_len;            /* its length in bytes */
     const char *tags;         /* put: JSON array text or NULL (into buf) */
-    const char *text;         /* put: text or NULL (into buf) */
+    const char *text;         /* put: text or NULL; put user: the attributes (into buf) */
     char *buf;                /* the one allocation holding every copy */
     int done;                 /* set under st->mu once the result below is final */
     sq_status rc;             /* the result */
@@ -91,34 +96,37 @@ typedef struct {
     sqlite3_stmt *user_last; /* the `limit` most recent of those, oldest first */
     sqlite3_stmt *since;     /* every event after a seq, oldest first, LIMIT ? */
     sqlite3_stmt *items;     /* every item by id */
+    sqlite3_stmt *attrs;     /* one user's attributes */
 } reader;
 
 struct sq_store {
-    char *path;               /* the database file, for messages */
-    uint32_t max_batch;       /* most events in one commit */
-    sqlite3 *wdb;             /* the writer's connection: the writer thread's alone */
-    sqlite3_stmt *w_begin;    /* BEGIN IMMEDIATE */
-    sqlite3_stmt *w_commit;   /* COMMIT */
-    sqlite3_stmt *w_rollback; /* ROLLBACK */
-    sqlite3_stmt *w_insert;   /* one event */
-    sqlite3_stmt *w_delete;   /* one user's events */
-    sqlite3_stmt *w_forget;   /* records a deleted user */
-    sqlite3_stmt *w_put;      /* one item, insert or replace */
-    pthread_t writer;         /* the writer thread */
-    int writer_started;       /* writer is joinable */
-    int sync_ready;           /* the mutexes and condition variables below exist */
-    pthread_mutex_t mu;       /* guards head, tail, stopping and queued jobs' done/result */
-    pthread_cond_t work;      /* signalled when a job is queued or stopping is set */
-    job *head, *tail;         /* the queue, oldest first */
-    int stopping;             /* sq_store_close was called: drain and exit */
-    _Atomic uint64_t count;   /* events in the store */
-    _Atomic int64_t last_seq; /* highest seq ever committed */
-    reader *readers;          /* the pool */
-    uint32_t nreaders;        /* its size */
-    uint32_t *free_idx;       /* a stack of idle readers' indices */
-    uint32_t nfree;           /* its height */
-    pthread_mutex_t pool_mu;  /* guards free_idx, nfree */
-    pthread_cond_t pool_cv;   /* signalled when a reader is given back */
+    char *path;                 /* the database file, for messages */
+    uint32_t max_batch;         /* most events in one commit */
+    sqlite3 *wdb;               /* the writer's connection: the writer thread's alone */
+    sqlite3_stmt *w_begin;      /* BEGIN IMMEDIATE */
+    sqlite3_stmt *w_commit;     /* COMMIT */
+    sqlite3_stmt *w_rollback;   /* ROLLBACK */
+    sqlite3_stmt *w_insert;     /* one event */
+    sqlite3_stmt *w_delete;     /* one user's events */
+    sqlite3_stmt *w_forget;     /* records a deleted user */
+    sqlite3_stmt *w_put;        /* one item, insert or replace */
+    sqlite3_stmt *w_put_user;   /* one user's attributes, insert or replace */
+    sqlite3_stmt *w_unput_user; /* one user's attributes, deleted */
+    pthread_t writer;           /* the writer thread */
+    int writer_started;         /* writer is joinable */
+    int sync_ready;             /* the mutexes and condition variables below exist */
+    pthread_mutex_t mu;         /* guards head, tail, stopping and queued jobs' done/result */
+    pthread_cond_t work;        /* signalled when a job is queued or stopping is set */
+    job *head, *tail;           /* the queue, oldest first */
+    int stopping;               /* sq_store_close was called: drain and exit */
+    _Atomic uint64_t count;     /* events in the store */
+    _Atomic int64_t last_seq;   /* highest seq ever committed */
+    reader *readers;            /* the pool */
+    uint32_t nreaders;          /* its size */
+    uint32_t *free_idx;         /* a stack of idle readers' indices */
+    uint32_t nfree;             /* its height */
+    pthread_mutex_t pool_mu;    /* guards free_idx, nfree */
+    pthread_cond_t pool_cv;     /* signalled when a reader is given back */
 };
 
 /* ======================================== Helpers ========================================= */
@@ -233,7 +241,7 @@ static sq_status open_writer(sq_store *st, int no_sync, int sync_normal, sq_erro
     if ((rc = exec(st, st->wdb, "BEGIN IMMEDIATE", err)))
         return rc;
     int64_t count = 0, last = 0;
-    if (!(rc = check_version(st, 1, err))) {
+    if (!(rc = check_version(st, 1, err)) && !(rc = exec(st, st->wdb, USERS_TABLE, err))) {
         if (query_i64(st->wdb, "SELECT count(*) FROM events", &count) != SQLITE_OK ||
             query_i64(st->wdb,
                       "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
@@ -260,7 +268,10 @@ static sq_status open_writer(sq_store *st, int no_sync, int sync_normal, sq_erro
         prepare(st->wdb, "INSERT OR REPLACE INTO forgotten(user, at) VALUES(?, ?)",
                 &st->w_forget) ||
         prepare(st->wdb, "INSERT OR REPLACE INTO items(id, tags, text, updated) VALUES(?, ?, ?, ?)",
-                &st->w_put))
+                &st->w_put) ||
+        prepare(st->wdb, "INSERT OR REPLACE INTO users(user, attrs, updated) VALUES(?, ?, ?)",
+                &st->w_put_user) ||
+        prepare(st->wdb, "DELETE FROM users WHERE user = ?", &st->w_unput_user))
         return sql_error(err, SQ_ERR_IO, st, st->wdb);
     return SQ_OK;
 }
@@ -280,7 +291,8 @@ static sq_status open_reader(sq_store *st, reader *r, sq_error *err) {
                 &r->user_last) ||
         prepare(r->db, "SELECT " EVENT_COLS " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 &r->since) ||
-        prepare(r->db, "SELECT id, tags, text FROM items ORDER BY id", &r->items))
+        prepare(r->db, "SELECT id, tags, text FROM items ORDER BY id", &r->items) ||
+        prepare(r->db, "SELECT attrs FROM users WHERE user = ?", &r->attrs))
         return sql_error(err, SQ_ERR_IO, st, r->db);
     return SQ_OK;
 }
@@ -295,6 +307,7 @@ static void destroy(sq_store *st) {
         sqlite3_finalize(r->user_last);
         sqlite3_finalize(r->since);
         sqlite3_finalize(r->items);
+        sqlite3_finalize(r->attrs);
         sqlite3_close(r->db);
     }
     /* The writer's connection closes last: it checkpoints the WAL and removes it. */
@@ -305,6 +318,8 @@ static void destroy(sq_store *st) {
     sqlite3_finalize(st->w_delete);
     sqlite3_finalize(st->w_forget);
     sqlite3_finalize(st->w_put);
+    sqlite3_finalize(st->w_put_user);
+    sqlite3_finalize(st->w_unput_user);
     sqlite3_close(st->wdb);
     if (st->sync_ready) {
         pthread_mutex_destroy(&st->mu);
@@ -459,7 +474,18 @@ static int run_job(sq_store *st, job *j, int64_t *dcount, int64_t *top, char *ms
             sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
             rc = step_done(st, s, msg);
         }
+        if (rc == SQLITE_DONE) {
+            s = st->w_unput_user;
+            sqlite3_bind_text(s, 1, j->id, (int)j->id_len, SQLITE_TRANSIENT);
+            rc = step_done(st, s, msg);
+        }
         return rc;
+    case JOB_PUT_USER:
+        s = st->w_put_user;
+        sqlite3_bind_text(s, 1, j->id, (int)j->id_len, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, j->text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
+        return step_done(st, s, msg);
     case JOB_PUT:
         s = st->w_put;
         sqlite3_bind_text(s, 1, j->id, (int)j->id_len, SQLITE_TRANSIENT);
@@ -700,6 +726,24 @@ sq_status sq_store_put_item(sq_store *st, const char *item, size_t item_len, con
     return submit(st, &j, err);
 }
 
+sq_status sq_store_put_user(sq_store *st, const char *user, size_t user_len, const char *attrs_json,
+                            sq_error *err) {
+    if (!user || !attrs_json)
+        return sq_errorf(err, SQ_ERR_ARG, "put user: user or attributes NULL");
+    if (user_len > INT_MAX)
+        return sq_errorf(err, SQ_ERR_ARG, "put user: id too long");
+    size_t total = 0;
+    if (!add_len(&total, user_len) || !add_len(&total, strlen(attrs_json)))
+        return sq_errorf(err, SQ_ERR_ARG, "put user: too large");
+    job j = {.kind = JOB_PUT_USER, .id_len = user_len};
+    if (!(j.buf = sq_malloc(total)))
+        return sq_errorf(err, SQ_ERR_NOMEM, "put user: out of memory");
+    char *p = j.buf;
+    j.id = put_bytes(&p, user, user_len);
+    j.text = put_str(&p, attrs_json);
+    return submit(st, &j, err);
+}
+
 /* ========================================= Readers ======================================== */
 
 static reader *acquire(sq_store *st) {
@@ -800,6 +844,29 @@ sq_status sq_store_items(sq_store *st, sq_store_item_fn fn, void *ud, sq_error *
     }
     sq_status out = rc == SQLITE_DONE ? SQ_OK : sql_error(err, SQ_ERR_IO, st, r->db);
     sqlite3_reset(s);
+    release(st, r);
+    return out;
+}
+
+sq_status sq_store_user_attrs(sq_store *st, const char *user, size_t user_len, char **attrs_json,
+                              sq_error *err) {
+    *attrs_json = NULL;
+    if (user_len > INT_MAX)
+        return sq_errorf(err, SQ_ERR_ARG, "user attributes: id too long");
+    reader *r = acquire(st);
+    sqlite3_stmt *s = r->attrs;
+    sqlite3_bind_text(s, 1, user, (int)user_len, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    sq_status out = SQ_OK;
+    if (rc == SQLITE_ROW) {
+        const char *a = col_text(s, 0, NULL);
+        if (a && !(*attrs_json = sq_strdup(a)))
+            out = sq_errorf(err, SQ_ERR_NOMEM, "user attributes: out of memory");
+    } else if (rc != SQLITE_DONE) {
+        out = sql_error(err, SQ_ERR_IO, st, r->db);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     release(st, r);
     return out;
 }

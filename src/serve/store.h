@@ -19,6 +19,8 @@
  *   index events_user(user, seq)
  *   items(id TEXT PRIMARY KEY, tags TEXT (JSON array), text TEXT, updated INTEGER)
  *   forgotten(user TEXT PRIMARY KEY, at INTEGER): users deleted (DELETE /v1/users/{id})
+ *   users(user TEXT PRIMARY KEY, attrs TEXT (a JSON object), updated INTEGER): attributes put
+ *     with PUT /v1/users/{id} (created where absent: version 1 stores made before it lack it)
  * seq grows with commit order; one append's events get consecutive seqs.
  *
  * Ownership: sq_store_open returns a handle freed by sq_store_close (which drains the queue
@@ -59,8 +61,7 @@ typedef struct sq_store sq_store;
  * checks the schema, prepares statements and starts the writer thread. opts may be NULL.
  * Errors: SQ_ERR_IO (cannot open/create, not a database, locked by another writer),
  * SQ_ERR_FORMAT (a database of another schema version), SQ_ERR_NOMEM. */
-sq_status sq_store_open(sq_store **out, const char *path, const sq_store_opts *opts,
-                        sq_error *err);
+sq_status sq_store_open(sq_store **out, const char *path, const sq_store_opts *opts, sq_error *err);
 /* Commits what is queued, stops the writer, closes every connection. NULL: no-op. */
 void sq_store_close(sq_store *st);
 
@@ -83,7 +84,8 @@ sq_status sq_store_events_since(sq_store *st, int64_t after, size_t limit, sq_st
                                 void *ud, sq_error *err);
 
 /* Deletes every event of the user and records them as forgotten, in one transaction committed
- * before returning; *deleted (may be NULL) is how many events. Errors: SQ_ERR_IO. */
+ * before returning (their attributes too); *deleted (may be NULL) is how many events.
+ * Errors: SQ_ERR_IO. */
 sq_status sq_store_delete_user(sq_store *st, const char *user, size_t user_len, uint64_t *deleted,
                                sq_error *err);
 
@@ -99,6 +101,15 @@ sq_status sq_store_put_item(sq_store *st, const char *item, size_t item_len, con
 /* Calls fn(ud, id, tags_json or NULL, text or NULL) for every item put, in id order. */
 typedef int (*sq_store_item_fn)(void *ud, const char *id, const char *tags_json, const char *text);
 sq_status sq_store_items(sq_store *st, sq_store_item_fn fn, void *ud, sq_error *err);
+
+/* Inserts or replaces a user's attributes, attrs_json a JSON object as text (committed before
+ * returning). Errors: SQ_ERR_IO, SQ_ERR_ARG. */
+sq_status sq_store_put_user(sq_store *st, const char *user, size_t user_len, const char *attrs_json,
+                            sq_error *err);
+/* A user's attributes as put: *attrs_json a malloc'd copy (sq_free), NULL when none.
+ * Errors: SQ_ERR_IO, SQ_ERR_NOMEM. */
+sq_status sq_store_user_attrs(sq_store *st, const char *user, size_t user_len, char **attrs_json,
+                              sq_error *err);
 
 /* Events in the store (kept current by the writer; no query). */
 uint64_t sq_store_count(const sq_store *st);

@@ -1,6 +1,8 @@
 /* users.c — per-user state: an LRU cache, bounded in bytes, of what the server knows about each
  * user beyond the dataset: their live events (from the store), the items they gave negative
- * feedback on, their last sequence vector and their last recommendations (for A/B hits).
+ * feedback on, the attributes put for them (PUT /v1/users/{id}), their last sequence vector and
+ * their last recommendations (for A/B hits). Putting attributes drops the user's entry (the next
+ * view loads them again), as deleting the user does.
  *
  * 64 shards, each a chained hash table with its own mutex, LRU list and 1/64 of the byte limit;
  * a shard evicts from its LRU tail whenever it is over its share.
@@ -14,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "serve/serve_int.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
@@ -25,20 +28,22 @@ typedef struct entry {
     uint64_t hash;
     char *key;
     uint32_t klen;
-    uint32_t uid;          /* dataset user or UINT32_MAX */
-    int64_t last_seq;      /* highest store seq applied */
-    uint32_t n, cap;       /* live events (model input only: known items and behaviours) */
+    uint32_t uid;     /* dataset user or UINT32_MAX */
+    int64_t last_seq; /* highest store seq applied */
+    uint32_t n, cap;  /* live events (model input only: known items and behaviours) */
     sv_live_event *ev;
     uint32_t n_neg, cap_neg;
-    uint32_t *neg;         /* items with negative feedback */
-    float *vec;            /* sequence vector for vec_version, or NULL */
+    uint32_t *neg;   /* items with negative feedback */
+    uint32_t *attrs; /* [n_ua] attributes put (UINT32_MAX: not put), or NULL */
+    uint32_t n_ua;   /* the dataset's user attribute fields, when attrs */
+    float *vec;      /* sequence vector for vec_version, or NULL */
     uint32_t dim;
     uint64_t vec_version;
     uint32_t rec[REC_MAX]; /* last recommendations */
     uint32_t n_rec;
     uint32_t rec_var;
     double rec_time;
-    size_t bytes;          /* accounted size */
+    size_t bytes; /* accounted size */
 } entry;
 
 typedef struct {
@@ -55,8 +60,7 @@ struct sv_cache {
     uint32_t user_events;
 };
 
-sq_status sv_cache_create(sv_cache **out, uint64_t max_bytes, uint32_t user_events,
-                          sq_error *err) {
+sq_status sv_cache_create(sv_cache **out, uint64_t max_bytes, uint32_t user_events, sq_error *err) {
     sv_cache *c = sq_calloc(1, sizeof *c);
     if (!c)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
@@ -79,6 +83,7 @@ static void entry_free(entry *e) {
     sq_free(e->key);
     sq_free(e->ev);
     sq_free(e->neg);
+    sq_free(e->attrs);
     sq_free(e->vec);
     sq_free(e);
 }
@@ -116,6 +121,7 @@ void sv_cache_usage(const sv_cache *c, uint64_t *entries, uint64_t *bytes) {
 static size_t entry_bytes(const entry *e) {
     return sizeof *e + e->klen + 1 + (size_t)e->cap * sizeof *e->ev +
            (size_t)e->cap_neg * sizeof *e->neg + (e->vec ? (size_t)e->dim * sizeof(float) : 0) +
+           (e->attrs ? (size_t)e->n_ua * sizeof *e->attrs : 0) +
            2 * sizeof(entry *); /* its share of the bucket array */
 }
 
@@ -275,9 +281,35 @@ static int load_one(void *ud, int64_t seq, const sq_store_event *se) {
     return 0;
 }
 
+/* The user's events above e->last_seq, and (first load) the attributes put for them: values
+ * the dataset no longer has (another dataset behind the same store) are skipped. */
 static sq_status load_events(sq_server *s, entry *e, sq_error *err) {
     load_ctx c = {s, e, 0};
-    return sq_store_user_events(s->store, e->key, e->klen, e->last_seq, 0, load_one, &c, err);
+    sq_status rc =
+        sq_store_user_events(s->store, e->key, e->klen, e->last_seq, 0, load_one, &c, err);
+    const uint32_t na = s->info->n_user_attrs;
+    char *json = NULL;
+    if (rc || !na || e->attrs || (rc = sq_store_user_attrs(s->store, e->key, e->klen, &json, err)))
+        return rc;
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    if (o && (e->attrs = sq_mallocn(na, sizeof *e->attrs))) {
+        e->n_ua = na;
+        for (uint32_t k = 0; k < na; k++)
+            e->attrs[k] = UINT32_MAX;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, o) {
+            uint32_t k, v;
+            if (cJSON_IsString(x) &&
+                !sq_data_user_attr_find(s->d, x->string, strlen(x->string), x->valuestring,
+                                        strlen(x->valuestring), &k, &v, NULL))
+                e->attrs[k] = v;
+        }
+    } else if (o) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    cJSON_Delete(o);
+    sq_free(json);
+    return rc;
 }
 
 static entry *new_entry(sq_server *s, const char *user, size_t len, uint64_t hash) {
@@ -330,6 +362,8 @@ static entry *get_locked(sq_server *s, const char *user, size_t len, shard **hp,
     if (h->gen != gen) { /* events or a deletion meanwhile: read the user again, locked */
         ne->n = ne->n_neg = 0;
         ne->last_seq = 0;
+        sq_free(ne->attrs);
+        ne->attrs = NULL;
         ne->uid = sv_forgotten(s, user, len) ? UINT32_MAX : sq_data_find_user(s->d, user, len);
         if (load_events(s, ne, err)) {
             pthread_mutex_unlock(&h->mu);
@@ -356,6 +390,7 @@ void sv_view_free(sv_view *v) {
     sq_free(v->scene);
     sq_free(v->values);
     sq_free(v->negative);
+    sq_free(v->attrs);
     sq_free(v->vec);
     memset(v, 0, sizeof *v);
 }
@@ -383,11 +418,13 @@ sq_status sv_user_view(sq_server *s, const char *user, size_t len, sv_view *v, s
     v->scene = sq_mallocn(n ? n : 1, sizeof *v->scene);
     v->values = sq_mallocn(n ? n : 1, sizeof *v->values);
     v->negative = sq_mallocn(e->n_neg ? e->n_neg : 1, sizeof *v->negative);
+    const uint32_t na = s->info->n_user_attrs;
+    v->attrs = sq_mallocn(na ? na : 1, sizeof *v->attrs);
     if (e->vec && (v->vec = sq_mallocn(e->dim, sizeof *v->vec))) {
         memcpy(v->vec, e->vec, e->dim * sizeof *v->vec);
         v->vec_version = e->vec_version;
     }
-    if (!v->items || !v->beh || !v->ts || !v->scene || !v->values || !v->negative) {
+    if (!v->items || !v->beh || !v->ts || !v->scene || !v->values || !v->negative || !v->attrs) {
         pthread_mutex_unlock(&h->mu);
         sv_view_free(v);
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
@@ -417,12 +454,19 @@ sq_status sv_user_view(sq_server *s, const char *user, size_t len, sv_view *v, s
     if (e->n_neg)
         memcpy(v->negative, e->neg, e->n_neg * sizeof *v->negative);
     v->n_negative = e->n_neg;
+    const uint32_t *da = sq_data_user_attrs(s->d);
+    for (uint32_t a = 0; a < na; a++) {
+        v->attrs[a] = e->attrs && e->attrs[a] != UINT32_MAX ? e->attrs[a]
+                      : e->uid != UINT32_MAX && da          ? da[(size_t)e->uid * na + a]
+                                                            : UINT32_MAX;
+        v->n_attrs += v->attrs[a] != UINT32_MAX;
+    }
     pthread_mutex_unlock(&h->mu);
     return SQ_OK;
 }
 
-void sv_user_set_vec(sq_server *s, const char *user, size_t len, int64_t last_seq,
-                     uint64_t version, const float *vec, uint32_t dim) {
+void sv_user_set_vec(sq_server *s, const char *user, size_t len, int64_t last_seq, uint64_t version,
+                     const float *vec, uint32_t dim) {
     uint64_t hash = sq_hash64(user, len);
     shard *h = shard_of(s, hash);
     pthread_mutex_lock(&h->mu);

@@ -37,7 +37,8 @@ static int check_fast(sq_server *s, sq_model *m, uint32_t *dim_out, sq_error *er
             fast = 1;
             for (uint32_t b = 0; b < nq && fast; b++)
                 for (uint32_t i = 0; i < ni && fast; i++) {
-                    float dot = cblas_sdot((int)dim, v + (size_t)b * dim, 1, Y + (size_t)i * dim, 1);
+                    float dot =
+                        cblas_sdot((int)dim, v + (size_t)b * dim, 1, Y + (size_t)i * dim, 1);
                     float ref = sc[(size_t)b * ni + i];
                     fast = fabsf(dot - ref) <= 1e-3f * (1.0f + fabsf(ref));
                 }
@@ -64,12 +65,16 @@ sq_status sv_model_load(sq_server *s, const char *path, uint64_t version, sv_mod
     sm->m = m;
     atomic_init(&sm->refs, 1);
     sm->version = version;
+    sm->feat = sq_model_has_item_features(m);
+    sm->uattrs = sq_model_user_attrs(m);
+    pthread_mutex_init(&sm->fx_mu, NULL);
     sq_error ignore = {0};
     sm->fast = check_fast(s, m, &sm->dim, &ignore);
     if (sm->fast) {
         sm->Y = m->ops->item_vectors(m, &sm->dim);
         const uint32_t ni = m->info.n_items, dim = sm->dim;
         if (!(sm->Yp = sv_panels_make(sm->Y, ni, dim))) {
+            pthread_mutex_destroy(&sm->fx_mu);
             sq_model_free(m);
             sq_free(sm);
             return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (item table)");
@@ -81,6 +86,10 @@ sq_status sv_model_load(sq_server *s, const char *path, uint64_t version, sv_mod
         maxlen = 0;
     sm->window = (uint32_t)maxlen;
     sm->loaded_at = (double)time(NULL);
+    /* the new items put so far, through this model's featuriser, before the first request */
+    sv_extras *x = sv_extras_acquire(s);
+    sv_fx_release(sv_fx_acquire(sm, x));
+    sv_extras_release(x);
     *out = sm;
     return SQ_OK;
 }
@@ -98,6 +107,8 @@ sv_model *sv_variant_acquire(sv_variant *v) {
 
 void sv_model_release(sv_model *m) {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        sv_fx_release(m->fx);
+        pthread_mutex_destroy(&m->fx_mu);
         sq_free(m->Yp);
         sq_model_free(m->m);
         sq_free(m);
