@@ -59,12 +59,12 @@ static const char *default_dashboard(char *buf, size_t cap) {
 
 int cmd_serve(int argc, char **argv) {
     const char *pos[2], *store = NULL, *bind = NULL, *keys = NULL, *negative = NULL,
-                       *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS],
-                       *logs[16], *evals[16];
+                        *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS],
+                        *logs[16], *evals[16];
     int npos = 0, nvar = 0, nlogs = 0, nevals = 0, quiet = 0, no_sync = 0;
     const char *sync = "full";
-    uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256, user_events = 0,
-             max_body = 0, max_batch = 0, max_depth = 0;
+    uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256,
+             user_events = 0, max_body = 0, max_batch = 0, max_depth = 0;
     double weight = 1.0, rate = 0.0, hit_window = 0.0, online = 0.0, online_lr = 0.0;
     uint64_t online_steps = 0;
     const sq_opt opts[] = {
@@ -78,16 +78,16 @@ int cmd_serve(int argc, char **argv) {
          SQ_SERVE_MAX_VARIANTS - 1},
         {"weight", OPT_DOUBLE, &weight, "W", "the main model's A/B weight (default 1)", 0, 0},
         {"negative", OPT_STR, &negative, "LIST",
-         "behaviours that are negative feedback, never recommended back (dislike,skip,hide)", 0,
-         0},
+         "behaviours that are negative feedback, never recommended back (dislike,skip,hide)", 0, 0},
         {"cache-mb", OPT_U64, &cache_mb, "MB", "per-user state cache limit (default 256)", 0, 0},
-        {"user-events", OPT_U64, &user_events, "N", "live events kept per cached user (200)", 0,
-         0},
-        {"http-threads", OPT_U64, &http_threads, "N", "HTTP thread pool (default 64: a request waiting on scoring or a commit holds its thread)", 0, 0},
+        {"user-events", OPT_U64, &user_events, "N", "live events kept per cached user (200)", 0, 0},
+        {"http-threads", OPT_U64, &http_threads, "N",
+         "HTTP thread pool (default 64: a request waiting on scoring or a commit holds its thread)",
+         0, 0},
         {"score-threads", OPT_U64, &score_threads, "N",
          "threads a batch of requests is scored on (default 1)", 0, 0},
-        {"score-workers", OPT_U64, &score_workers, "N", "batches scored at once (default: the cores)", 0,
-         0},
+        {"score-workers", OPT_U64, &score_workers, "N",
+         "batches scored at once (default: the cores)", 0, 0},
         {"max-body", OPT_U64, &max_body, "BYTES", "request body limit (default 1 MiB)", 0, 0},
         {"max-batch", OPT_U64, &max_batch, "N", "events per POST (default 1000)", 0, 0},
         {"max-depth", OPT_U64, &max_depth, "N", "JSON nesting limit (default 16)", 0, 0},
@@ -102,8 +102,7 @@ int cmd_serve(int argc, char **argv) {
         {"online-lr", OPT_DOUBLE, &online_lr, "F",
          "online learning rate as a fraction of the model's lr (default 0.1)", 0, 0},
         {"online-steps", OPT_U64, &online_steps, "N",
-         "optimiser steps a round at least, in passes over the new sequences (default 50)", 0,
-         0},
+         "optimiser steps a round at least, in passes over the new sequences (default 50)", 0, 0},
         {"access-log", OPT_STR, &access_log, "FILE", "append a line per request (ids hashed)", 0,
          0},
         {"static", OPT_STR, &static_dir, "DIR",
@@ -113,8 +112,7 @@ int cmd_serve(int argc, char **argv) {
         {"metrics-log", OPT_MULTI, logs, "FILE",
          "a training metrics log the dashboard's Training page draws (repeatable)", &nlogs, 16},
         {"eval-json", OPT_MULTI, evals, "FILE",
-         "`seqrec eval --json` output the dashboard's Models page lists (repeatable)", &nevals,
-         16},
+         "`seqrec eval --json` output the dashboard's Models page lists (repeatable)", &nevals, 16},
         {"sync", OPT_STR, &sync, "MODE",
          "full (default): each acknowledged event is fsync'd, it survives power loss; normal: "
          "synced at checkpoints, an acknowledged event survives kill -9 but not power loss",

@@ -19,7 +19,7 @@ enum { NV = SV_PANEL / 16 };
 
 /* R sequences × one panel: R × NV accumulators held in registers. */
 #define PANEL_KERNEL(R)                                                                            \
-    static void panel_##R(const float *U, uint32_t dim, const float *panel, float *out,          \
+    static void panel_##R(const float *U, uint32_t dim, const float *panel, float *out,            \
                           size_t ostride, uint32_t n) {                                            \
         v16 acc[R][NV];                                                                            \
         memset(acc, 0, sizeof acc);                                                                \
@@ -39,8 +39,8 @@ PANEL_KERNEL(4)
 PANEL_KERNEL(2)
 PANEL_KERNEL(1)
 
-void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni,
-                   float *S, uint32_t i0, uint32_t i1) {
+void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni, float *S,
+                   uint32_t i0, uint32_t i1) {
     for (uint32_t p0 = i0; p0 < i1 && p0 < ni; p0 += SV_PANEL) {
         const float *panel = Yp + (size_t)p0 * dim;
         const uint32_t n = ni - p0 < SV_PANEL ? ni - p0 : SV_PANEL;
@@ -62,6 +62,7 @@ float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim) {
         return NULL;
     for (uint32_t i = 0; i < ni; i++)
         for (uint32_t d = 0; d < dim; d++)
-            Yp[((size_t)(i / SV_PANEL) * dim + d) * SV_PANEL + i % SV_PANEL] = Y[(size_t)i * dim + d];
+            Yp[((size_t)(i / SV_PANEL) * dim + d) * SV_PANEL + i % SV_PANEL] =
+                Y[(size_t)i * dim + d];
     return Yp;
 }

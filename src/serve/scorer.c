@@ -11,8 +11,8 @@
  * next), so throughput rises with load while an idle server answers a lone request at once.
  * Each worker runs its BLAS and OpenMP single-threaded: the workers are the parallelism. */
 #define _POSIX_C_SOURCE 200809L
-#include "serve/serve_int.h"
 #include "seqrec/eval.h"
+#include "serve/serve_int.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -33,8 +33,8 @@ typedef struct slot {
 typedef struct {
     sv_scorer *sc;
     pthread_t th;
-    float *S;        /* [MAX_BATCH, n_items] */
-    float *U;        /* [MAX_BATCH, dim_cap] */
+    float *S; /* [MAX_BATCH, n_items] */
+    float *U; /* [MAX_BATCH, dim_cap] */
     uint32_t dim_cap;
     sq_arena *a;
     size_t a_size;
@@ -56,7 +56,7 @@ struct sv_scorer {
     uint32_t n_items;
     int team; /* threads a worker splits the catalogue across */
     worker *w;
-    uint32_t n_w, cap_w; /* started, allocated */
+    uint32_t n_w, cap_w;              /* started, allocated */
     atomic_ullong *batches, *batched; /* the server's counters, or NULL */
 };
 
@@ -152,13 +152,13 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         i1 = i1 < ni ? i1 : ni;
         if (sm->fast && i0 < i1)
             sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
-        /* new items score from their neighbours' scores: the whole row, before exclusions */
+            /* new items score from their neighbours' scores: the whole row, before exclusions */
 #pragma omp barrier
 #pragma omp for
         for (uint32_t j = 0; j < B; j++)
-            w->x_n[j] = sv_extras_topk(b[j]->job->extras, w->S + (size_t)j * ni, b[j]->job->k,
-                                       w->x_ids + (size_t)j * kmax,
-                                       w->x_vals + (size_t)j * kmax, ni);
+            w->x_n[j] =
+                sv_extras_topk(b[j]->job->extras, w->S + (size_t)j * ni, b[j]->job->k,
+                               w->x_ids + (size_t)j * kmax, w->x_vals + (size_t)j * kmax, ni);
         for (uint32_t j = 0; j < B; j++) {
             sv_job *job = b[j]->job;
             float *row = w->S + (size_t)j * ni;

@@ -74,7 +74,7 @@ typedef struct {
     atomic_ullong events_posted;         /* events accepted */
     atomic_ullong events_unknown_item;   /* accepted events on items outside the catalogue */
     atomic_ullong cache_hits, cache_misses, cache_evictions;
-    atomic_ullong cold_start;   /* recommendation requests answered by popularity */
+    atomic_ullong cold_start;                /* recommendation requests answered by popularity */
     atomic_ullong batches, batched_requests; /* scoring batches and what they held */
     atomic_ullong rate_limited;
 } sv_metrics;
@@ -88,26 +88,26 @@ enum { SV_PANEL = 64 };
 
 typedef struct sv_model {
     sq_model *m;
-    atomic_int refs;   /* the variant's own reference + one per request using it */
-    uint64_t version;  /* 1, 2, … per load of this variant */
-    int fast;          /* scores are exactly seq_vectors · item_vectors (checked at load) */
-    uint32_t dim;      /* vector width when fast */
-    const float *Y;    /* [n_items, dim] when fast */
-    float *Yp;         /* the same in panels of SV_PANEL items (owned), the scoring layout:
-                          panel p is [dim, SV_PANEL], items p·SV_PANEL…, zero past the last */
-    uint32_t window;   /* most recent events the model reads (its maxlen); 0: all */
-    double loaded_at;  /* UTC seconds */
+    atomic_int refs;  /* the variant's own reference + one per request using it */
+    uint64_t version; /* 1, 2, … per load of this variant */
+    int fast;         /* scores are exactly seq_vectors · item_vectors (checked at load) */
+    uint32_t dim;     /* vector width when fast */
+    const float *Y;   /* [n_items, dim] when fast */
+    float *Yp;        /* the same in panels of SV_PANEL items (owned), the scoring layout:
+                         panel p is [dim, SV_PANEL], items p·SV_PANEL…, zero past the last */
+    uint32_t window;  /* most recent events the model reads (its maxlen); 0: all */
+    double loaded_at; /* UTC seconds */
 } sv_model;
 
 typedef struct {
     char name[32];
     char *path;
-    double weight;          /* normalised: the variants' weights sum to 1 */
-    pthread_mutex_t mu;     /* guards cur */
+    double weight;      /* normalised: the variants' weights sum to 1 */
+    pthread_mutex_t mu; /* guards cur */
     sv_model *cur;
-    atomic_ullong requests; /* recommendation requests answered with this variant */
+    atomic_ullong requests;    /* recommendation requests answered with this variant */
     atomic_ullong recommended; /* items recommended */
-    atomic_ullong hits;     /* later events on a recommended item within the hit window */
+    atomic_ullong hits;        /* later events on a recommended item within the hit window */
     sv_hist latency;
 } sv_variant;
 
@@ -132,9 +132,9 @@ const uint32_t *sv_popular(const sq_server *s, uint32_t scene, uint32_t *n,
 /* ============================ New items (content.c): PUT, by their tags ===================== */
 
 typedef struct {
-    char *id;      /* external id */
-    uint32_t *nb;  /* catalogue items sharing tags with it */
-    float *w;      /* their weights (shared tags, normalised to sum 1) */
+    char *id;     /* external id */
+    uint32_t *nb; /* catalogue items sharing tags with it */
+    float *w;     /* their weights (shared tags, normalised to sum 1) */
     uint32_t n_nb;
 } sv_extra;
 
@@ -160,42 +160,41 @@ uint32_t sv_extras_topk(const sv_extras *x, const float *row, uint32_t k, uint32
 
 /* What a request needs of a user, copied out of the cache (owned by the caller; sv_view_free). */
 typedef struct {
-    uint32_t uid;      /* dataset user, UINT32_MAX when the dataset does not have them */
-    int known;         /* the dataset has them or they posted events */
-    uint32_t n;        /* model sequence: dataset history then live events, the last `cap` */
+    uint32_t uid; /* dataset user, UINT32_MAX when the dataset does not have them */
+    int known;    /* the dataset has them or they posted events */
+    uint32_t n;   /* model sequence: dataset history then live events, the last `cap` */
     uint32_t *items;
     uint8_t *beh;
     int64_t *ts;
     uint16_t *scene;
     float *values;
-    uint32_t n_live;   /* how many of the n are live (posted) events */
+    uint32_t n_live;    /* how many of the n are live (posted) events */
     uint32_t *negative; /* items the user gave negative feedback on */
     uint32_t n_negative;
-    float *vec;        /* the cached sequence vector, or NULL */
+    float *vec;           /* the cached sequence vector, or NULL */
     uint64_t vec_version; /* model version of vec */
-    int64_t last_seq;  /* store seq the view is current to */
+    int64_t last_seq;     /* store seq the view is current to */
 } sv_view;
 
 void sv_view_free(sv_view *v);
 
 typedef struct sv_cache sv_cache;
 
-sq_status sv_cache_create(sv_cache **out, uint64_t max_bytes, uint32_t user_events,
-                          sq_error *err);
+sq_status sv_cache_create(sv_cache **out, uint64_t max_bytes, uint32_t user_events, sq_error *err);
 void sv_cache_free(sv_cache *c);
 
 /* Fills *v for the user (loading them from the dataset and the store on a miss): their last
  * 10,000 events at most. */
 sq_status sv_user_view(sq_server *s, const char *user, size_t len, sv_view *v, sq_error *err);
 /* Stores a sequence vector computed for the view (dropped when the user changed since). */
-void sv_user_set_vec(sq_server *s, const char *user, size_t len, int64_t last_seq,
-                     uint64_t version, const float *vec, uint32_t dim);
+void sv_user_set_vec(sq_server *s, const char *user, size_t len, int64_t last_seq, uint64_t version,
+                     const float *vec, uint32_t dim);
 /* Applies committed events (store seq first_seq + i) of one user to their entry, if cached;
  * counts A/B hits against the user's last recommendations. */
 typedef struct {
-    uint32_t item;     /* dataset id, UINT32_MAX: outside the catalogue */
-    uint8_t beh;       /* dataset behaviour id; 255: not in the dataset's vocabulary */
-    int negative;      /* a negative-feedback behaviour */
+    uint32_t item; /* dataset id, UINT32_MAX: outside the catalogue */
+    uint8_t beh;   /* dataset behaviour id; 255: not in the dataset's vocabulary */
+    int negative;  /* a negative-feedback behaviour */
     int64_t ts;
     uint16_t scene;
     float value;
@@ -217,17 +216,17 @@ void sv_cache_usage(const sv_cache *c, uint64_t *entries, uint64_t *bytes);
 typedef struct sv_scorer sv_scorer;
 
 typedef struct {
-    sv_model *model;    /* in: the model (the caller holds a reference) */
-    sq_seq seq;         /* in: the sequence (used when vec is NULL or the model is not fast) */
-    const float *vec;   /* in: a cached sequence vector for this model version, or NULL */
+    sv_model *model;         /* in: the model (the caller holds a reference) */
+    sq_seq seq;              /* in: the sequence (used when vec is NULL or the model is not fast) */
+    const float *vec;        /* in: a cached sequence vector for this model version, or NULL */
     const sv_extras *extras; /* in: new items to rank too (ids n_items + e), or NULL */
     const uint32_t *exclude; /* in: items never to return */
     uint32_t n_exclude;
-    uint32_t k;         /* in */
-    uint32_t *ids;      /* out [k] */
-    float *scores;      /* out [k] */
-    uint32_t n;         /* out: how many */
-    float *vec_out;     /* out [dim] when fast and vec was NULL: the computed vector, or NULL */
+    uint32_t k;     /* in */
+    uint32_t *ids;  /* out [k] */
+    float *scores;  /* out [k] */
+    uint32_t n;     /* out: how many */
+    float *vec_out; /* out [dim] when fast and vec was NULL: the computed vector, or NULL */
 } sv_job;
 
 /* threads workers, each splitting a batch's catalogue across `team` OpenMP threads. */
@@ -241,8 +240,8 @@ sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 
 /* Columns [i0, i1) of S [B, ni] = U [B, dim] · Yᵀ from the panels of Y (dot.c; i0 a multiple
  * of SV_PANEL); the panels of Y [ni, dim] (sq_free; NULL when out of memory). */
-void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni,
-                   float *S, uint32_t i0, uint32_t i1);
+void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni, float *S,
+                   uint32_t i0, uint32_t i1);
 float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
 
 /* ====================================== Online learning ====================================== */
@@ -270,7 +269,7 @@ typedef struct {
 } sv_key;
 
 struct sq_server {
-    sq_serve_opts o;            /* options, strings pointing into owned copies */
+    sq_serve_opts o; /* options, strings pointing into owned copies */
     sq_dataset *d;
     const sq_data_info *info;
     sv_variant var[SQ_SERVE_MAX_VARIANTS];
@@ -283,32 +282,32 @@ struct sq_server {
     uint16_t port;
     sv_key *keys;
     uint32_t n_keys;
-    sq_strmap *scenes;          /* scene name → dataset scene id */
+    sq_strmap *scenes; /* scene name → dataset scene id */
     pthread_mutex_t forgot_mu;
-    sq_strmap *forgotten;       /* users deleted while serving (their dataset history unused) */
-    char **negative_names;      /* negative behaviours by name (also those not in the dataset) */
+    sq_strmap *forgotten;  /* users deleted while serving (their dataset history unused) */
+    char **negative_names; /* negative behaviours by name (also those not in the dataset) */
     uint32_t n_negative_names;
-    uint32_t *popular;          /* [(n_scenes + 1) × SV_POPULAR]: row n_scenes = all scenes */
-    uint32_t *popular_count;    /* the same shape: event counts */
-    uint32_t *n_popular;        /* [n_scenes + 1] */
-    sq_strmap *tag_names;       /* dataset tag name → tag id */
-    uint64_t *tag_off;          /* [n_tags + 1]: items of tag t are tag_items[off[t]..off[t+1]) */
+    uint32_t *popular;       /* [(n_scenes + 1) × SV_POPULAR]: row n_scenes = all scenes */
+    uint32_t *popular_count; /* the same shape: event counts */
+    uint32_t *n_popular;     /* [n_scenes + 1] */
+    sq_strmap *tag_names;    /* dataset tag name → tag id */
+    uint64_t *tag_off;       /* [n_tags + 1]: items of tag t are tag_items[off[t]..off[t+1]) */
     uint32_t *tag_items;
-    pthread_mutex_t extra_mu;   /* guards the extras pointer */
-    sv_extras *extras;          /* new items put over HTTP (refcounted snapshot) */
-    void *limiter;              /* rate limiter state (server.c) */
+    pthread_mutex_t extra_mu; /* guards the extras pointer */
+    sv_extras *extras;        /* new items put over HTTP (refcounted snapshot) */
+    void *limiter;            /* rate limiter state (server.c) */
     pthread_mutex_t log_mu;
     FILE *access_log;
-    uint64_t log_salt;          /* random per process: access logs hash user ids with it */
+    uint64_t log_salt; /* random per process: access logs hash user ids with it */
     double started;
     int64_t online_seq[SQ_SERVE_MAX_VARIANTS]; /* store seq each variant has learnt through */
     pthread_mutex_t online_mu;
     pthread_cond_t online_cv;
     pthread_t online_th;
     int online_stop, online_inited, online_running;
-    char *owned[16];            /* copies of option strings */
-    char **dash_files;          /* copies of the metrics logs, then the eval files (dashboard) */
-    char *dash_dataset;         /* GET /v1/dashboard/dataset, computed at start (cJSON_free) */
+    char *owned[16];    /* copies of option strings */
+    char **dash_files;  /* copies of the metrics logs, then the eval files (dashboard) */
+    char *dash_dataset; /* GET /v1/dashboard/dataset, computed at start (cJSON_free) */
 };
 
 /* A user deleted with DELETE /v1/users/{id}: their dataset history is no longer used. */
@@ -341,11 +340,11 @@ const char *sv_body(const sv_req *q, size_t *len);
 /* The body of POST /v1/events, validated whole: 0 and the events, or the HTTP status of the
  * refusal (400, 413, 500) with the reason in msg. Free *out with sv_events_free either way. */
 typedef struct {
-    struct cJSON *root;  /* the parsed body: the events' strings point into it */
+    struct cJSON *root; /* the parsed body: the events' strings point into it */
     sq_store_event *ev;
     size_t n;
-    char **ctx;          /* [n] context objects printed as text (cJSON_free) */
-    char *nums;          /* [n × 64] integer ids printed as text */
+    char **ctx; /* [n] context objects printed as text (cJSON_free) */
+    char *nums; /* [n × 64] integer ids printed as text */
 } sv_events;
 unsigned sv_events_parse(const char *body, size_t len, uint32_t max_depth, uint32_t max_batch,
                          int64_t now, sv_events *out, char *msg, size_t cap);

@@ -37,7 +37,8 @@ static int check_fast(sq_server *s, sq_model *m, uint32_t *dim_out, sq_error *er
             fast = 1;
             for (uint32_t b = 0; b < nq && fast; b++)
                 for (uint32_t i = 0; i < ni && fast; i++) {
-                    float dot = cblas_sdot((int)dim, v + (size_t)b * dim, 1, Y + (size_t)i * dim, 1);
+                    float dot =
+                        cblas_sdot((int)dim, v + (size_t)b * dim, 1, Y + (size_t)i * dim, 1);
                     float ref = sc[(size_t)b * ni + i];
                     fast = fabsf(dot - ref) <= 1e-3f * (1.0f + fabsf(ref));
                 }
