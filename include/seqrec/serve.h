@@ -38,6 +38,9 @@ typedef struct {
     uint32_t score_threads;   /* threads one batch is scored on (the catalogue split between
                                  them); 0: 1 */
     uint32_t score_workers;   /* batches scored at once; 0: the cores */
+    int scan_fp32;            /* score every item in fp32 (default, when built for AVX512_BF16:
+                                 scan a bf16 copy of the item table, then score the candidates
+                                 in fp32; the same results) */
     uint64_t cache_bytes;     /* per-user state cache limit; 0: 256 MiB */
     uint32_t user_events;     /* live events kept per cached user; 0: 200 */
     uint64_t max_body;        /* request body limit in bytes; 0: 1 MiB */

@@ -3,7 +3,8 @@
  *
  *   fast models: vectors of the jobs without a cached one ─ one seq_vectors call ─┐
  *                cached vectors ──────────────────────────────────────────────────┴▶ U [B, dim]
- *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch)
+ *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch;
+ *                in bf16 when the model has that table, then the candidates exactly: rescore)
  *   other models: S = sq_model_score(sequences)
  *   then per job: excluded items → NaN, top k.
  *
@@ -71,6 +72,36 @@ static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error
     }
     sq_arena_reset(w->a);
     return SQ_OK;
+}
+
+/* The exact top k from the bf16 scores `row` (excluded items NaN) and job's top k of them:
+ * every item whose exact score can reach the k-th best is scored exactly (sv_dot_exact, what
+ * the fp32 kernel computes), in id order, so the list is the fp32 path's, ties included. With
+ * b the bound on |bf16 − exact| and a the k-th best bf16 score, the exact k-th best is at least
+ * a − b (k items reach it), so an item of the exact top k has a bf16 score ≥ a − 2b. */
+static void rescore(sv_job *job, const float *row, uint32_t ni, const float *u,
+                    const sv_model *sm) {
+    const uint32_t dim = sm->dim, k = job->k;
+    double un = 0.0;
+    for (uint32_t d = 0; d < dim; d++)
+        un += (double)u[d] * u[d];
+    const float t =
+        job->n < k ? -INFINITY : job->scores[k - 1] - 2.0f * sv_bf16_bound(sqrt(un), sm->ymax, dim);
+    uint32_t n = 0;
+    for (uint32_t c0 = 0; c0 < ni; c0 += SV_PANEL) {
+        const uint32_t c1 = c0 + SV_PANEL < ni ? c0 + SV_PANEL : ni;
+        int any = 0;
+        for (uint32_t i = c0; i < c1; i++)
+            any |= row[i] >= t; /* NaN (excluded) never */
+        for (uint32_t i = c0; any && i < c1; i++) {
+            if (!(row[i] >= t))
+                continue;
+            const float v = sv_dot_exact(u, sm->Y + (size_t)i * dim, dim);
+            if (n < k || v > job->scores[k - 1])
+                n = sq_topk_insert(job->ids, job->scores, n, k, i, v);
+        }
+    }
+    job->n = n;
 }
 
 static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
@@ -144,13 +175,19 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
     }
     uint32_t *pn = w->part_n;
     const uint32_t n_panels = (ni + SV_PANEL - 1) / SV_PANEL;
+    /* the bf16 scan: approximate scores, then the candidates scored exactly (below) */
+    int bf = sm->fast && sm->Yb;
+    for (uint32_t j = 0; j < B && bf; j++)
+        bf = !b[j]->job->extras || !b[j]->job->extras->n; /* new items need the exact row */
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), tn = omp_get_num_threads();
         const uint32_t i0 = (uint32_t)((uint64_t)n_panels * t / tn) * SV_PANEL;
         uint32_t i1 = (uint32_t)((uint64_t)n_panels * (t + 1) / tn) * SV_PANEL;
         i1 = i1 < ni ? i1 : ni;
-        if (sm->fast && i0 < i1)
+        if (bf && i0 < i1)
+            sv_dot_panels_bf16(w->U, B, sm->dim, sm->Yb, ni, w->S, i0, i1);
+        else if (sm->fast && i0 < i1)
             sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
             /* new items score from their neighbours' scores: the whole row, before exclusions */
 #pragma omp barrier
@@ -188,6 +225,8 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
                 n = sq_topk_insert(job->ids, job->scores, n, job->k, ids[q], vals[q]);
         }
         job->n = n;
+        if (bf)
+            rescore(job, w->S + (size_t)j * ni, ni, w->U + (size_t)j * sm->dim, sm);
     }
     return SQ_OK;
 }

@@ -85,6 +85,10 @@ char *sv_metrics_render(sq_server *s);
 /* ========================================= Variants ========================================== */
 
 enum { SV_PANEL = 64 };
+#ifdef __AVX512BF16__
+#define SV_HAVE_BF16 1 /* the bf16 item table (dot.c) */
+#endif
+enum { SV_BF16_BATCH = 32, SV_BF16_MAX_DIM = 256 }; /* its limits: sequences a call, width */
 
 typedef struct sv_model {
     sq_model *m;
@@ -95,6 +99,9 @@ typedef struct sv_model {
     const float *Y;   /* [n_items, dim] when fast */
     float *Yp;        /* the same in panels of SV_PANEL items (owned), the scoring layout:
                          panel p is [dim, SV_PANEL], items p·SV_PANEL…, zero past the last */
+    uint16_t *Yb;     /* the panels in bf16 (owned; sv_panels_make_bf16), or NULL: when set,
+                         scoring scans these and scores its candidates exactly (scorer.c) */
+    float ymax;       /* the largest Euclidean norm of an item vector (the bf16 error bound) */
     uint32_t window;  /* most recent events the model reads (its maxlen); 0: all */
     double loaded_at; /* UTC seconds */
 } sv_model;
@@ -243,6 +250,16 @@ sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni, float *S,
                    uint32_t i0, uint32_t i1);
 float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
+/* One item's score, exactly as sv_dot_panels computes it. */
+float sv_dot_exact(const float *u, const float *y, uint32_t dim);
+/* The same with the bf16 panels (approximate scores; B ≤ SV_BF16_BATCH, dim ≤ SV_BF16_MAX_DIM;
+ * only with SV_HAVE_BF16), and those panels (sq_free; NULL when out of memory). */
+void sv_dot_panels_bf16(const float *U, uint32_t B, uint32_t dim, const uint16_t *Yb, uint32_t ni,
+                        float *S, uint32_t i0, uint32_t i1);
+uint16_t *sv_panels_make_bf16(const float *Y, uint32_t ni, uint32_t dim);
+/* A bound on |bf16 score − sv_dot_exact score| for a vector of norm unorm against items of norm
+ * ≤ ymax (dot.c explains it). */
+float sv_bf16_bound(double unorm, double ymax, uint32_t dim);
 
 /* ====================================== Online learning ====================================== */
 
