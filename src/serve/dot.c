@@ -129,13 +129,16 @@ uint16_t *sv_panels_make_bf16(const float *Y, uint32_t ni, uint32_t dim) {
             }                                                                                      \
         }                                                                                          \
         for (int r = 0; r < R; r++) {                                                              \
-            float tmp[SV_PANEL];                                                                   \
+            float tmp[SV_PANEL], *o = n == SV_PANEL ? out + (size_t)r * ostride : tmp;             \
             for (int v = 0; v < NV; v++)                                                           \
-                _mm512_storeu_ps(tmp + 16 * v, acc[r][v]);                                         \
-            memcpy(out + (size_t)r * ostride, tmp, n * sizeof(float));                             \
+                _mm512_storeu_ps(o + 16 * v, acc[r][v]);                                           \
+            if (o == tmp) /* the last panel, part full */                                          \
+                memcpy(out + (size_t)r * ostride, tmp, n * sizeof(float));                         \
         }                                                                                          \
     }
 PANEL_KERNEL_BF16(4)
+PANEL_KERNEL_BF16(3)
+PANEL_KERNEL_BF16(2)
 PANEL_KERNEL_BF16(1)
 
 void sv_dot_panels_bf16(const float *U, uint32_t B, uint32_t dim, const uint16_t *Yb, uint32_t ni,
@@ -155,8 +158,13 @@ void sv_dot_panels_bf16(const float *U, uint32_t B, uint32_t dim, const uint16_t
         uint32_t r = 0;
         for (; r + 4 <= B; r += 4)
             panel_bf16_4(U2 + r * h2, h2, panel, S + (size_t)r * ni + p0, ni, n);
-        for (; r < B; r++)
-            panel_bf16_1(U2 + r * h2, h2, panel, S + (size_t)r * ni + p0, ni, n);
+        float *o = S + (size_t)r * ni + p0;
+        if (B - r == 3)
+            panel_bf16_3(U2 + r * h2, h2, panel, o, ni, n);
+        else if (B - r == 2)
+            panel_bf16_2(U2 + r * h2, h2, panel, o, ni, n);
+        else if (B - r == 1)
+            panel_bf16_1(U2 + r * h2, h2, panel, o, ni, n);
     }
 }
 #endif

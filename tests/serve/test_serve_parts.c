@@ -95,7 +95,7 @@ static void test_bf16_bound(void **state) {
         assert_non_null(Yp);
         float *E = malloc((size_t)B * ni * sizeof *E);
         sv_dot_panels(U, B, dim, Yp, ni, E, 0, ni);
-        for (uint32_t b = 1; b <= B; b++) { /* the 4- and 1-kernels, every remainder */
+        for (uint32_t b = 1; b <= B; b++) { /* the 4-kernel, every remainder (3-, 2-, 1-) */
             sv_dot_panels_bf16(U, b, dim, Yb, ni, S, 0, ni);
             double worst = 0, used = 0;
             for (uint32_t r = 0; r < b; r++) {
