@@ -20,7 +20,8 @@
 # that all together post about N a second (e.g. --event-connections 16 --events-rate 1000: many
 # users' clients posting at a fixed total rate, which group commit can batch).
 # Prints the median req/s, wrk's p50/p99, the events/s posted, the server's own latency
-# histogram quantiles and scoring batch size; --sweep does it again with --score-threads 1 (and,
+# histogram quantiles and scoring batch size, and the CPU the server, wrk and every other process
+# of the machine used (a shared machine: others' load shows there); --sweep does it again with --score-threads 1 (and,
 # when the binary has --score-workers, with --score-workers 1 --score-threads 2) and compares.
 # Last line: one JSON object. wrk shares the cores with the server (it is loopback). Files (the
 # ingested data, a trained model, wrk scripts, the store, server stderr) go to --out
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
     --event-connections) EVENT_CONNS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "serve.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,7 +101,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 BENCH_EVENTS_RATE=$EVENTS_RATE BENCH_EVENT_CONNS=$EVENT_CONNS python3 - "$BIN" "$MODEL" "$SQD" "$OUT" "$DURATION" "$REPEAT" "$CONNS" "$WRK_THREADS" "$SAMPLE" \
   "$SWEEP" "$N_USERS" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} <<'PY'
 """Drives the servers and the wrk runs; prints the figures and the JSON line."""
-import atexit, json, os, random, re, signal, statistics, subprocess, sys, time, urllib.request
+import atexit, json, os, random, re, resource, signal, statistics, subprocess, sys, time, urllib.request
 
 (bin_, model, sqd, out, duration, repeat, conns, wrk_threads, sample, sweep,
  n_users) = sys.argv[1:12]
@@ -313,12 +314,13 @@ def fmt(x, f="%.1f"):
 
 def describe(tag, r):
     print("  %-10s %7.0f req/s  wrk p50 %5.2f ms  p99 %6.2f ms  max %6.1f ms | server p50 ≤ %s ms  "
-          "p99 ≤ %s ms  mean %s ms | batch %s | events %s/s | hit ratio %.3f | server CPU %.0f %% | "
-          "machine CPU %.0f %% | errors %d" % (
+          "p99 ≤ %s ms  mean %s ms | batch %s | events %s/s | hit ratio %.3f | CPU: server %.0f %%, "
+          "wrk %.0f %%, other processes %.0f %% (machine %.0f %%) | errors %d" % (
               tag, r["req_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
               fmt(r["server_p50_ms_le"], "%g"), fmt(r["server_p99_ms_le"], "%g"),
               fmt(r["server_mean_ms"], "%.2f"), fmt(r["batch_size"], "%.2f"),
-              fmt(r.get("events_per_s"), "%.0f"), r["cache_hit_ratio"], r["server_cpu_pct"], r["machine_cpu_pct"],
+              fmt(r.get("events_per_s"), "%.0f"), r["cache_hit_ratio"], r["server_cpu_pct"],
+              r["wrk_cpu_pct"], r["other_cpu_pct"], r["machine_cpu_pct"],
               r["non2xx"] + r["socket_errors"] + r.get("events_errors", 0)), flush=True)
 
 
@@ -330,6 +332,7 @@ def measure(srv, script, seconds, with_events, env_extra, until=0):
     it is interrupted (SIGINT: wrk prints its figures for the time it ran) once the server has
     answered that many recommendation requests."""
     before, cpu0, t0, m0 = metrics(srv), srv.cpu(), time.time(), machine_busy()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the wrk runs, once waited for
     ev = None
     if with_events:
         ev = wrk(srv, scripts["events"], 1, event_conns, seconds, env_extra)
@@ -352,6 +355,10 @@ def measure(srv, script, seconds, with_events, env_extra, until=0):
     r["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / wall
     m1 = machine_busy()  # every core: server + both wrk + the rest, of 100 % × cores
     r["machine_cpu_pct"] = 100.0 * (os.cpu_count() or 1) * (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r["wrk_cpu_pct"] = 100.0 * (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall
+    # what neither the server nor wrk used: other processes on the machine (a shared machine)
+    r["other_cpu_pct"] = max(0.0, r["machine_cpu_pct"] - r["server_cpu_pct"] - r["wrk_cpu_pct"])
     if not with_events:
         r["events_per_s"] = None
     r["rss_mib"] = srv.rss_mib()
@@ -393,17 +400,18 @@ def session(label, extra):
     res["median"] = {k: med(k) for k in ("req_per_s", "p50_ms", "p99_ms", "events_per_s",
                                          "events_wrk_per_s", "batch_size", "server_p50_ms_le",
                                          "server_p99_ms_le", "server_mean_ms", "server_cpu_pct",
-                                         "machine_cpu_pct")}
+                                         "wrk_cpu_pct", "other_cpu_pct", "machine_cpu_pct")}
     m = res["median"]
     res["floor_met"] = bool(m["req_per_s"] and m["req_per_s"] >= 5000 and m["p99_ms"] < 20
                             and (m["events_per_s"] or 0) > 0)
     print("  median of %d × %d s: %.0f recommendation req/s, p50 %.2f ms, p99 %.2f ms, while "
           "%.0f events/s were posted (wrk: %.0f/s, p99 %.1f ms); server: p50 ≤ %s ms, p99 ≤ %s "
-          "ms, batch size %s; SIGTERM exit %s" % (
+          "ms, batch size %s; CPU: server %.0f %%, wrk %.0f %%, other processes %.0f %%; SIGTERM exit %s" % (
               repeat, duration, m["req_per_s"], m["p50_ms"], m["p99_ms"], m["events_per_s"],
               m["events_wrk_per_s"], statistics.median([r["events_p99_ms"] for r in runs]),
               fmt(m["server_p50_ms_le"], "%g"), fmt(m["server_p99_ms_le"], "%g"),
-              fmt(m["batch_size"], "%.2f"), rc), flush=True)
+              fmt(m["batch_size"], "%.2f"), m["server_cpu_pct"], m["wrk_cpu_pct"], m["other_cpu_pct"],
+              rc), flush=True)
     print("  floor (≥ 5,000 req/s with p99 < 20 ms while events are posted): %s" %
           ("met" if res["floor_met"] else "NOT met"), flush=True)
     return res
