@@ -21,8 +21,9 @@
 # users' clients posting at a fixed total rate, which group commit can batch).
 # Prints the median req/s, wrk's p50/p99, the events/s posted, the server's own latency
 # histogram quantiles and scoring batch size, and the CPU the server, wrk and every other process
-# of the machine used (a shared machine: others' load shows there); --sweep does it again with --score-threads 1 (and,
-# when the binary has --score-workers, with --score-workers 1 --score-threads 2) and compares.
+# of the machine used (a shared machine: others' load shows there); --sweep does it again with
+# --score-threads 1 (and, when the binary has --score-workers, with --score-workers 1
+# --score-threads 2) and compares.
 # Last line: one JSON object. wrk shares the cores with the server (it is loopback). Files (the
 # ingested data, a trained model, wrk scripts, the store, server stderr) go to --out
 # (default out/bench-serve); SEQREC_BIN and SEQREC_DATA as in bench/models.sh.
@@ -58,7 +59,7 @@ while [ $# -gt 0 ]; do
     --event-connections) EVENT_CONNS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "serve.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
