@@ -14,9 +14,9 @@ const double SV_HIST_LE[SV_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0
                                             0.1,    0.25,  0.5,   1.0,   2.5,  10.0, INFINITY};
 
 const char *const SV_ROUTE_NAMES[SV_R_COUNT] = {
-    "events", "recommendations", "similar", "history", "delete_user", "put_item",
-    "reload", "learn", "healthz",         "metrics", "info",    "dashboard",   "item",
-    "static", "other"};
+    "events",   "recommendations", "similar", "history", "delete_user",
+    "put_item", "reload",          "learn",   "healthz", "metrics",
+    "info",     "dashboard",       "item",    "static",  "other"};
 
 void sv_hist_add(sv_hist *h, double seconds) {
     int b = 0;

@@ -121,8 +121,8 @@ cJSON *sv_json_parse(const char *text, size_t len, uint32_t max_depth, char *msg
     }
     if (end && end < text + len) {
         size_t at = (size_t)(end - text);
-        while (at < len && (text[at] == ' ' || text[at] == '\n' || text[at] == '\r' ||
-                            text[at] == '\t'))
+        while (at < len &&
+               (text[at] == ' ' || text[at] == '\n' || text[at] == '\r' || text[at] == '\t'))
             at++;
         if (at < len) {
             cJSON_Delete(o);
@@ -264,11 +264,14 @@ static sq_status load_keys(sq_server *s, const char *path, sq_error *err) {
 
 static const char *mime(const char *path) {
     const char *dot = strrchr(path, '.');
-    static const char *const t[][2] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript"},
-        {".css", "text/css"},                  {".json", "application/json"},
-        {".svg", "image/svg+xml"},             {".png", "image/png"},
-        {".ico", "image/x-icon"},              {".map", "application/json"}};
+    static const char *const t[][2] = {{".html", "text/html; charset=utf-8"},
+                                       {".js", "text/javascript"},
+                                       {".css", "text/css"},
+                                       {".json", "application/json"},
+                                       {".svg", "image/svg+xml"},
+                                       {".png", "image/png"},
+                                       {".ico", "image/x-icon"},
+                                       {".map", "application/json"}};
     for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(dot, t[i][0]))
             return t[i][1];
@@ -516,7 +519,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     sq_server *s = cls;
     sv_req *q = *con_cls;
-    if (!q) { /* first call: headers only */
+    if (!q) {                   /* first call: headers only */
         omp_set_num_threads(1); /* this thread's model work runs single-threaded */
         if (!(q = sq_calloc(1, sizeof *q)))
             return MHD_NO;
@@ -653,11 +656,11 @@ static sq_status start_http(sq_server *s, sq_error *err) {
         if (inet_pton(AF_INET, s->o.bind, &a4->sin_addr) != 1)
             return sq_errorf(err, SQ_ERR_ARG, "--bind '%s': not an IPv4 address", s->o.bind);
     }
-    s->httpd = MHD_start_daemon(
-        flags, s->o.port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
+    s->httpd = MHD_start_daemon(flags, s->o.port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                                (unsigned)s->o.http_threads, MHD_OPTION_CONNECTION_LIMIT,
+                                (unsigned)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
     if (!s->httpd)
         return sq_errorf(err, SQ_ERR_IO, "cannot listen on %s:%u (in use, or not allowed)",
                          s->o.bind, s->o.port);
@@ -687,8 +690,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
     DEF(store_path, "events.db");
     DEF(bind, "127.0.0.1");
     DEF(http_threads, 64);
-    DEF(score_workers, (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
-                                      ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
+    DEF(score_workers,
+        (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
     DEF(score_threads, 1);
     DEF(cache_bytes, (uint64_t)256 << 20);
     DEF(user_events, 200);
@@ -784,8 +787,8 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         (rc = sv_content_load(s, err)))
         goto fail;
     if ((rc = sv_cache_create(&s->cache, s->o.cache_bytes, s->o.user_events, err)) ||
-        (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads,
-                                       s->info->n_items, err)))
+        (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads, s->info->n_items,
+                               err)))
         goto fail;
     sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests);
     if ((rc = sv_online_start(s, err)) || (rc = start_http(s, err)))
