@@ -1,4 +1,5 @@
 /* fit.c — build, train and validate one model (see fit.h). */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "cli/fit.h"
 
 #include <signal.h>
