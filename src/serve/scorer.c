@@ -57,8 +57,8 @@ struct sv_scorer {
     uint32_t n_items;
     int team; /* threads a worker splits the catalogue across */
     worker *w;
-    uint32_t n_w, cap_w;              /* started, allocated */
-    atomic_ullong *batches, *batched; /* the server's counters, or NULL */
+    uint32_t n_w, cap_w;                         /* started, allocated */
+    atomic_ullong *batches, *batched, *rescored; /* the server's counters, or NULL */
 };
 
 static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error *err) {
@@ -79,15 +79,15 @@ static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error
  * the fp32 kernel computes), in id order, so the list is the fp32 path's, ties included. With
  * b the bound on |bf16 − exact| and a the k-th best bf16 score, the exact k-th best is at least
  * a − b (k items reach it), so an item of the exact top k has a bf16 score ≥ a − 2b. */
-static void rescore(sv_job *job, const float *row, uint32_t ni, const float *u,
-                    const sv_model *sm) {
+static uint32_t rescore(sv_job *job, const float *row, uint32_t ni, const float *u,
+                        const sv_model *sm) {
     const uint32_t dim = sm->dim, k = job->k;
     double un = 0.0;
     for (uint32_t d = 0; d < dim; d++)
         un += (double)u[d] * u[d];
     const float t =
         job->n < k ? -INFINITY : job->scores[k - 1] - 2.0f * sv_bf16_bound(sqrt(un), sm->ymax, dim);
-    uint32_t n = 0;
+    uint32_t n = 0, scored = 0;
     for (uint32_t c0 = 0; c0 < ni; c0 += SV_PANEL) {
         const uint32_t c1 = c0 + SV_PANEL < ni ? c0 + SV_PANEL : ni;
         int any = 0;
@@ -97,11 +97,13 @@ static void rescore(sv_job *job, const float *row, uint32_t ni, const float *u,
             if (!(row[i] >= t))
                 continue;
             const float v = sv_dot_exact(u, sm->Y + (size_t)i * dim, dim);
+            scored++;
             if (n < k || v > job->scores[k - 1])
                 n = sq_topk_insert(job->ids, job->scores, n, k, i, v);
         }
     }
     job->n = n;
+    return scored;
 }
 
 static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
@@ -225,8 +227,12 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
                 n = sq_topk_insert(job->ids, job->scores, n, job->k, ids[q], vals[q]);
         }
         job->n = n;
-        if (bf)
-            rescore(job, w->S + (size_t)j * ni, ni, w->U + (size_t)j * sm->dim, sm);
+        if (bf) {
+            const uint32_t c =
+                rescore(job, w->S + (size_t)j * ni, ni, w->U + (size_t)j * sm->dim, sm);
+            if (w->sc->rescored)
+                atomic_fetch_add_explicit(w->sc->rescored, c, memory_order_relaxed);
+        }
     }
     return SQ_OK;
 }
@@ -311,9 +317,11 @@ sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uin
     return SQ_OK;
 }
 
-void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched) {
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched,
+                     atomic_ullong *rescored) {
     sc->batches = batches;
     sc->batched = batched;
+    sc->rescored = rescored;
 }
 
 void sv_scorer_free(sv_scorer *sc) {

@@ -76,6 +76,7 @@ typedef struct {
     atomic_ullong cache_hits, cache_misses, cache_evictions;
     atomic_ullong cold_start;                /* recommendation requests answered by popularity */
     atomic_ullong batches, batched_requests; /* scoring batches and what they held */
+    atomic_ullong rescored;                  /* items scored again in fp32 after the bf16 scan */
     atomic_ullong rate_limited;
 } sv_metrics;
 
@@ -240,8 +241,10 @@ typedef struct {
 sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uint32_t n_items,
                            sq_error *err);
 void sv_scorer_free(sv_scorer *sc);
-/* Counts batches and the jobs they held into the given counters. */
-void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched);
+/* Counts batches, the jobs they held and the bf16 scan's candidates scored again in fp32 into
+ * the given counters. */
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched,
+                     atomic_ullong *rescored);
 /* Scores one job, batched with whatever else is pending; blocks until done. */
 sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 

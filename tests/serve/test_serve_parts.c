@@ -204,8 +204,19 @@ static void test_bf16_scorer_exact(void **state) {
                                           .scores = sco[p][j]};
                 }
             }
+            atomic_ullong nb = 0, nbj = 0, nr = 0;
+            sv_scorer_count(sc, &nb, &nbj, &nr);
             run_jobs(sc, jobs[0], NJ);
+            assert_int_equal(atomic_load(&nr), 0); /* the fp32 model: no bf16 scan */
             run_jobs(sc, jobs[1], NJ);
+            /* every item returned was re-scored; with a large catalogue, few others were */
+            uint64_t returned = 0;
+            for (uint32_t j = 0; j < NJ; j++)
+                returned += jobs[1][j].n;
+            assert_true(atomic_load(&nr) >= returned);
+            if (ni > 1000)
+                assert_true(atomic_load(&nr) < (uint64_t)NJ * ni / 4);
+            assert_int_equal(atomic_load(&nbj), 2 * NJ);
             int order_differs = 0;
             float *S = malloc((size_t)ni * sizeof *S);
             for (uint32_t j = 0; j < NJ; j++) {
