@@ -21,6 +21,8 @@
 #include <string.h>
 
 enum { MAX_BATCH = 32, SV_MAX_TEAM = 16 };
+_Static_assert((int)MAX_BATCH <= (int)SV_BF16_BATCH,
+               "a batch must fit the bf16 kernel's sequence buffer");
 
 typedef struct slot {
     sv_job *job;
