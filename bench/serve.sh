@@ -5,8 +5,8 @@
 # also being posted.
 #
 #   bench/serve.sh [--model M.sqm --data D.sqd] [--epochs N] [--duration 20] [--repeat 3]
-#                  [--connections 32] [--wrk-threads 1] [--sample N] [--sweep] [--events-rate N] [--out DIR]
-#                  [--server-arg ARG]...
+#                  [--connections 32] [--wrk-threads 1] [--sample N] [--sweep] [--events-rate N]
+#                  [--event-connections 2] [--out DIR] [--server-arg ARG]...
 #
 # Without --model it ingests beauty.txt and trains SASRec (~20 min on 2 cores; --epochs N trains
 # N epochs only, a quick model: throughput does not depend on how well the model is trained,
@@ -14,11 +14,16 @@
 # Then: a fresh server; a cold run, one pass over a sample of --sample users (default: all)
 # each asked once (a store lookup and a forward pass a request), which also warms the per-user
 # cache; then --repeat runs of --duration seconds asking random users of the sample (k=10) over
-# --connections while a second wrk (1 thread, 2 connections) posts events for random users, as
-# fast as they are acknowledged or, with --events-rate N, about N a second.
+# --connections while a second wrk (1 thread, --event-connections, default 2) posts events for
+# random users: each connection posts as soon as its last post is acknowledged (closed loop: one
+# commit, one fsync, per event and connection) or, with --events-rate N, waits between posts so
+# that all together post about N a second (e.g. --event-connections 16 --events-rate 1000: many
+# users' clients posting at a fixed total rate, which group commit can batch).
 # Prints the median req/s, wrk's p50/p99, the events/s posted, the server's own latency
-# histogram quantiles and scoring batch size; --sweep does it again with --score-threads 1 (and,
-# when the binary has --score-workers, with --score-workers 1 --score-threads 2) and compares.
+# histogram quantiles and scoring batch size, and the CPU the server, wrk and every other process
+# of the machine used (a shared machine: others' load shows there); --sweep does it again with
+# --score-threads 1 (and, when the binary has --score-workers, with --score-workers 1
+# --score-threads 2) and compares.
 # Last line: one JSON object. wrk shares the cores with the server (it is loopback). Files (the
 # ingested data, a trained model, wrk scripts, the store, server stderr) go to --out
 # (default out/bench-serve); SEQREC_BIN and SEQREC_DATA as in bench/models.sh.
@@ -36,6 +41,7 @@ WRK_THREADS=1
 SAMPLE=0
 SWEEP=0
 EVENTS_RATE=0
+EVENT_CONNS=2
 OUT=out/bench-serve
 SERVER_ARGS=()
 while [ $# -gt 0 ]; do
@@ -50,9 +56,10 @@ while [ $# -gt 0 ]; do
     --sample) SAMPLE=$2; shift 2 ;;
     --sweep) SWEEP=1; shift ;;
     --events-rate) EVENTS_RATE=$2; shift 2 ;;
+    --event-connections) EVENT_CONNS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "serve.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -92,16 +99,18 @@ fi
 echo "model $MODEL, data $SQD"
 
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-BENCH_EVENTS_RATE=$EVENTS_RATE python3 - "$BIN" "$MODEL" "$SQD" "$OUT" "$DURATION" "$REPEAT" "$CONNS" "$WRK_THREADS" "$SAMPLE" \
+BENCH_EVENTS_RATE=$EVENTS_RATE BENCH_EVENT_CONNS=$EVENT_CONNS python3 - "$BIN" "$MODEL" "$SQD" "$OUT" "$DURATION" "$REPEAT" "$CONNS" "$WRK_THREADS" "$SAMPLE" \
   "$SWEEP" "$N_USERS" ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} <<'PY'
 """Drives the servers and the wrk runs; prints the figures and the JSON line."""
-import atexit, json, os, random, re, signal, statistics, subprocess, sys, time, urllib.request
+import atexit, json, os, random, re, resource, signal, statistics, subprocess, sys, time, urllib.request
 
 (bin_, model, sqd, out, duration, repeat, conns, wrk_threads, sample, sweep,
  n_users) = sys.argv[1:12]
 server_args = sys.argv[12:]
 duration, repeat, conns, wrk_threads = int(duration), int(repeat), int(conns), int(wrk_threads)
 sample, sweep, n_users = int(sample), sweep == "1", int(n_users)
+event_conns = int(os.environ["BENCH_EVENT_CONNS"])
+events_rate = float(os.environ["BENCH_EVENTS_RATE"])
 HIST_LE = None  # read from /metrics
 
 users = open(os.path.join(out, "users.txt")).read().split()
@@ -306,12 +315,13 @@ def fmt(x, f="%.1f"):
 
 def describe(tag, r):
     print("  %-10s %7.0f req/s  wrk p50 %5.2f ms  p99 %6.2f ms  max %6.1f ms | server p50 ≤ %s ms  "
-          "p99 ≤ %s ms  mean %s ms | batch %s | events %s/s | hit ratio %.3f | server CPU %.0f %% | "
-          "machine CPU %.0f %% | errors %d" % (
+          "p99 ≤ %s ms  mean %s ms | batch %s | events %s/s | hit ratio %.3f | CPU: server %.0f %%, "
+          "wrk %.0f %%, other processes %.0f %% (machine %.0f %%) | errors %d" % (
               tag, r["req_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
               fmt(r["server_p50_ms_le"], "%g"), fmt(r["server_p99_ms_le"], "%g"),
               fmt(r["server_mean_ms"], "%.2f"), fmt(r["batch_size"], "%.2f"),
-              fmt(r.get("events_per_s"), "%.0f"), r["cache_hit_ratio"], r["server_cpu_pct"], r["machine_cpu_pct"],
+              fmt(r.get("events_per_s"), "%.0f"), r["cache_hit_ratio"], r["server_cpu_pct"],
+              r["wrk_cpu_pct"], r["other_cpu_pct"], r["machine_cpu_pct"],
               r["non2xx"] + r["socket_errors"] + r.get("events_errors", 0)), flush=True)
 
 
@@ -323,9 +333,10 @@ def measure(srv, script, seconds, with_events, env_extra, until=0):
     it is interrupted (SIGINT: wrk prints its figures for the time it ran) once the server has
     answered that many recommendation requests."""
     before, cpu0, t0, m0 = metrics(srv), srv.cpu(), time.time(), machine_busy()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the wrk runs, once waited for
     ev = None
     if with_events:
-        ev = wrk(srv, scripts["events"], 1, 2, seconds, env_extra)
+        ev = wrk(srv, scripts["events"], 1, event_conns, seconds, env_extra)
     rec = wrk(srv, script, wrk_threads, conns, seconds, env_extra)
     if until:
         while rec.poll() is None:
@@ -345,6 +356,10 @@ def measure(srv, script, seconds, with_events, env_extra, until=0):
     r["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / wall
     m1 = machine_busy()  # every core: server + both wrk + the rest, of 100 % × cores
     r["machine_cpu_pct"] = 100.0 * (os.cpu_count() or 1) * (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r["wrk_cpu_pct"] = 100.0 * (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall
+    # what neither the server nor wrk used: other processes on the machine (a shared machine)
+    r["other_cpu_pct"] = max(0.0, r["machine_cpu_pct"] - r["server_cpu_pct"] - r["wrk_cpu_pct"])
     if not with_events:
         r["events_per_s"] = None
     r["rss_mib"] = srv.rss_mib()
@@ -366,11 +381,10 @@ def session(label, extra):
     env = {"BENCH_USERS": os.path.join(out, "sample.txt"),
            "BENCH_ITEMS": os.path.join(out, "items.txt"),
            "BENCH_BEHAVIOUR": behaviour, "BENCH_THREADS": str(wrk_threads),
-           # --events-rate N: each of the 2 posting connections waits 2000 / N ms between
+           # --events-rate N: each of the C posting connections waits 1000 C / N ms between
            # posts (wrk's delay()), so about N events/s at most; 0: as fast as acknowledged
-           "BENCH_EVENT_DELAY_MS": str(int(2000 / float(os.environ.get("BENCH_EVENTS_RATE", "0")))
-                                   if float(os.environ.get("BENCH_EVENTS_RATE", "0")) > 0
-                                   else "0")}
+           "BENCH_EVENT_DELAY_MS": str(int(round(1000.0 * event_conns / events_rate))
+                                       if events_rate > 0 else 0)}
     # the cold pass: every sampled user once (bounded: 4 × duration at most)
     cold = measure(srv, scripts["recs_pass"], max(4 * duration, 60), False, env,
                    until=len(sample_users))
@@ -387,27 +401,31 @@ def session(label, extra):
     res["median"] = {k: med(k) for k in ("req_per_s", "p50_ms", "p99_ms", "events_per_s",
                                          "events_wrk_per_s", "batch_size", "server_p50_ms_le",
                                          "server_p99_ms_le", "server_mean_ms", "server_cpu_pct",
-                                         "machine_cpu_pct")}
+                                         "wrk_cpu_pct", "other_cpu_pct", "machine_cpu_pct")}
     m = res["median"]
     res["floor_met"] = bool(m["req_per_s"] and m["req_per_s"] >= 5000 and m["p99_ms"] < 20
                             and (m["events_per_s"] or 0) > 0)
     print("  median of %d × %d s: %.0f recommendation req/s, p50 %.2f ms, p99 %.2f ms, while "
           "%.0f events/s were posted (wrk: %.0f/s, p99 %.1f ms); server: p50 ≤ %s ms, p99 ≤ %s "
-          "ms, batch size %s; SIGTERM exit %s" % (
+          "ms, batch size %s; CPU: server %.0f %%, wrk %.0f %%, other processes %.0f %%; SIGTERM exit %s" % (
               repeat, duration, m["req_per_s"], m["p50_ms"], m["p99_ms"], m["events_per_s"],
               m["events_wrk_per_s"], statistics.median([r["events_p99_ms"] for r in runs]),
               fmt(m["server_p50_ms_le"], "%g"), fmt(m["server_p99_ms_le"], "%g"),
-              fmt(m["batch_size"], "%.2f"), rc), flush=True)
+              fmt(m["batch_size"], "%.2f"), m["server_cpu_pct"], m["wrk_cpu_pct"], m["other_cpu_pct"],
+              rc), flush=True)
     print("  floor (≥ 5,000 req/s with p99 < 20 ms while events are posted): %s" %
           ("met" if res["floor_met"] else "NOT met"), flush=True)
     return res
 
 
 print("load: recommendations over %d connection(s), %d wrk thread(s), random users of %d, k=10; "
-      "events: 1 wrk thread, 2 connections; %d run(s) of %d s" % (
-          conns, wrk_threads, len(sample_users), repeat, duration), flush=True)
+      "events: 1 wrk thread, %d connection(s), %s; %d run(s) of %d s" % (
+          conns, wrk_threads, len(sample_users), event_conns,
+          "about %g/s in all" % events_rate if events_rate > 0 else "each as fast as acknowledged",
+          repeat, duration), flush=True)
 result = {"bench": "serve", "model": model, "data": sqd, "users": len(sample_users),
-          "connections": conns, "wrk_threads": wrk_threads, "duration_s": duration,
+          "connections": conns, "wrk_threads": wrk_threads, "event_connections": event_conns,
+          "events_rate": events_rate, "duration_s": duration,
           "repeat": repeat, "cores": os.cpu_count()}
 result["default"] = session("default", [])
 if sweep:

@@ -27,32 +27,35 @@ typedef struct {
 } sq_serve_variant;
 
 typedef struct {
-    const char *data_path;  /* the .sqd the models were trained on */
+    const char *data_path; /* the .sqd the models were trained on */
     sq_serve_variant variants[SQ_SERVE_MAX_VARIANTS];
-    uint32_t n_variants;    /* ≥ 1; variants[0] is the main model */
-    const char *store_path; /* the SQLite event store; NULL: "events.db" */
-    const char *bind;       /* address to listen on; NULL: "127.0.0.1" */
-    uint16_t port;          /* 0: any free port (see sq_serve_port) */
+    uint32_t n_variants;      /* ≥ 1; variants[0] is the main model */
+    const char *store_path;   /* the SQLite event store; NULL: "events.db" */
+    const char *bind;         /* address to listen on; NULL: "127.0.0.1" */
+    uint16_t port;            /* 0: any free port (see sq_serve_port) */
     const char *api_key_file; /* one key per line ("KEY" or "KEY admin"); NULL: no keys */
-    uint32_t http_threads;  /* libmicrohttpd's thread pool; 0: 64 */
-    uint32_t score_threads; /* threads one batch is scored on (the catalogue split between
-                               them); 0: 1 */
-    uint32_t score_workers; /* batches scored at once; 0: the cores */
-    uint64_t cache_bytes;   /* per-user state cache limit; 0: 256 MiB */
-    uint32_t user_events;   /* live events kept per cached user; 0: 200 */
-    uint64_t max_body;      /* request body limit in bytes; 0: 1 MiB */
-    uint32_t max_batch;     /* events per POST; 0: 1000 */
-    uint32_t max_depth;     /* JSON nesting; 0: 16 */
-    double rate_limit;      /* requests per second per API key (or client address); 0: none */
-    const char *negative;   /* behaviours that are negative feedback, "dislike,skip,hide";
-                               NULL: none */
-    double hit_window;      /* seconds a recommendation counts for a later event (A/B hits);
-                               0: 3600 */
-    const char *access_log; /* append one line per request (user ids hashed); NULL: none */
-    const char *static_dir; /* files served at / (the dashboard); NULL: none */
+    uint32_t http_threads;    /* libmicrohttpd's thread pool; 0: 64 */
+    uint32_t score_threads;   /* threads one batch is scored on (the catalogue split between
+                                 them); 0: 1 */
+    uint32_t score_workers;   /* batches scored at once; 0: the cores */
+    int scan_fp32;            /* score every item in fp32 (default, when built for AVX512_BF16:
+                                 scan a bf16 copy of the item table, then score the candidates
+                                 in fp32; the same results) */
+    uint64_t cache_bytes;     /* per-user state cache limit; 0: 256 MiB */
+    uint32_t user_events;     /* live events kept per cached user; 0: 200 */
+    uint64_t max_body;        /* request body limit in bytes; 0: 1 MiB */
+    uint32_t max_batch;       /* events per POST; 0: 1000 */
+    uint32_t max_depth;       /* JSON nesting; 0: 16 */
+    double rate_limit;        /* requests per second per API key (or client address); 0: none */
+    const char *negative;     /* behaviours that are negative feedback, "dislike,skip,hide";
+                                 NULL: none */
+    double hit_window;        /* seconds a recommendation counts for a later event (A/B hits);
+                                 0: 3600 */
+    const char *access_log;   /* append one line per request (user ids hashed); NULL: none */
+    const char *static_dir;   /* files served at / (the dashboard); NULL: none */
     const char *const *metrics_logs; /* training metrics logs for GET /v1/dashboard/runs */
     uint32_t n_metrics_logs;
-    const char *const *eval_jsons;   /* `seqrec eval --json` outputs for /v1/dashboard/evals */
+    const char *const *eval_jsons; /* `seqrec eval --json` outputs for /v1/dashboard/evals */
     uint32_t n_eval_jsons;
     double online_interval; /* seconds between online learning rounds; 0: only on
                                POST /v1/admin/learn */

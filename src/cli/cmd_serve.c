@@ -62,7 +62,7 @@ int cmd_serve(int argc, char **argv) {
                         *access_log = NULL, *static_dir = NULL, *variants[SQ_SERVE_MAX_VARIANTS],
                         *logs[16], *evals[16];
     int npos = 0, nvar = 0, nlogs = 0, nevals = 0, quiet = 0, no_sync = 0;
-    const char *sync = "full";
+    const char *sync = "full", *scan = "bf16";
     uint64_t port = 8080, http_threads = 0, score_threads = 0, score_workers = 0, cache_mb = 256,
              user_events = 0, max_body = 0, max_batch = 0, max_depth = 0;
     double weight = 1.0, rate = 0.0, hit_window = 0.0, online = 0.0, online_lr = 0.0;
@@ -88,6 +88,11 @@ int cmd_serve(int argc, char **argv) {
          "threads a batch of requests is scored on (default 1)", 0, 0},
         {"score-workers", OPT_U64, &score_workers, "N",
          "batches scored at once (default: the cores)", 0, 0},
+        {"score-scan", OPT_STR, &scan, "MODE",
+         "bf16 (default when built for AVX512_BF16): scan a bf16 copy of the item table, then "
+         "score in fp32 the items that can make the top k (the same results as fp32, faster); "
+         "fp32: score every item in fp32",
+         0, 0},
         {"max-body", OPT_U64, &max_body, "BYTES", "request body limit (default 1 MiB)", 0, 0},
         {"max-batch", OPT_U64, &max_batch, "N", "events per POST (default 1000)", 0, 0},
         {"max-depth", OPT_U64, &max_depth, "N", "JSON nesting limit (default 16)", 0, 0},
@@ -145,8 +150,13 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "seqrec serve: --sync '%s': expected full or normal\n", sync);
         return 2;
     }
+    if (strcmp(scan, "bf16") && strcmp(scan, "fp32")) {
+        fprintf(stderr, "seqrec serve: --score-scan '%s': expected bf16 or fp32\n", scan);
+        return 2;
+    }
     sq_serve_opts o = {0};
     o.sync_normal = !strcmp(sync, "normal");
+    o.scan_fp32 = !strcmp(scan, "fp32");
     o.data_path = pos[1];
     o.variants[0] = (sq_serve_variant){"main", pos[0], weight};
     o.n_variants = 1;

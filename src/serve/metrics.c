@@ -129,6 +129,8 @@ char *sv_metrics_render(sq_server *s) {
         "# TYPE seqrec_score_batches_total counter\nseqrec_score_batches_total %llu\n"
         "# TYPE seqrec_score_batched_requests_total counter\n"
         "seqrec_score_batched_requests_total %llu\n"
+        "# TYPE seqrec_score_rescored_items_total counter\n"
+        "seqrec_score_rescored_items_total %llu\n"
         "# TYPE seqrec_rate_limited_total counter\nseqrec_rate_limited_total %llu\n"
         "# TYPE seqrec_uptime_seconds gauge\nseqrec_uptime_seconds %.1f\n",
         (unsigned long long)sq_store_count(s->store), ld(&m->events_posted),
@@ -136,7 +138,7 @@ char *sv_metrics_render(sq_server *s) {
         hits + misses ? (double)hits / (double)(hits + misses) : 0.0, ld(&m->cache_evictions),
         (unsigned long long)entries, (unsigned long long)bytes,
         (unsigned long long)s->o.cache_bytes, ld(&m->cold_start), ld(&m->batches),
-        ld(&m->batched_requests), ld(&m->rate_limited), sq_now() - s->started);
+        ld(&m->batched_requests), ld(&m->rescored), ld(&m->rate_limited), sq_now() - s->started);
     put(&b, "# HELP seqrec_model_version Load count of each variant's model (1 = as started).\n"
             "# TYPE seqrec_model_version gauge\n");
     for (uint32_t v = 0; v < s->n_var; v++) {

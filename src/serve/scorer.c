@@ -3,7 +3,8 @@
  *
  *   fast models: vectors of the jobs without a cached one ─ one seq_vectors call ─┐
  *                cached vectors ──────────────────────────────────────────────────┴▶ U [B, dim]
- *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch)
+ *                S = U · Yᵀ (one GEMM: the item table is read once for the whole batch;
+ *                in bf16 when the model has that table, then the candidates exactly: rescore)
  *   other models: S = sq_model_score(sequences)
  *   new items (content.c): per job, their feature scores (fast: u · v per item, from the
  *                vectors the model gave them; others: sq_model_score_features) or the tag rule
@@ -22,6 +23,8 @@
 #include <string.h>
 
 enum { MAX_BATCH = 32, SV_MAX_TEAM = 16 };
+_Static_assert((int)MAX_BATCH <= (int)SV_BF16_BATCH,
+               "a batch must fit the bf16 kernel's sequence buffer");
 
 typedef struct slot {
     sv_job *job;
@@ -63,8 +66,8 @@ struct sv_scorer {
     uint32_t n_items;
     int team; /* threads a worker splits the catalogue across */
     worker *w;
-    uint32_t n_w, cap_w;              /* started, allocated */
-    atomic_ullong *batches, *batched; /* the server's counters, or NULL */
+    uint32_t n_w, cap_w;                         /* started, allocated */
+    atomic_ullong *batches, *batched, *rescored; /* the server's counters, or NULL */
 };
 
 static sq_status ensure_arena(worker *w, const sq_model *m, uint32_t B, sq_error *err) {
@@ -127,6 +130,38 @@ static sq_status feature_scores(worker *w, slot **b, uint32_t B, sq_error *err) 
             return rc;
     }
     return SQ_OK;
+}
+
+/* The exact top k from the bf16 scores `row` (excluded items NaN) and job's top k of them:
+ * every item whose exact score can reach the k-th best is scored exactly (sv_dot_exact, what
+ * the fp32 kernel computes), in id order, so the list is the fp32 path's, ties included. With
+ * b the bound on |bf16 − exact| and a the k-th best bf16 score, the exact k-th best is at least
+ * a − b (k items reach it), so an item of the exact top k has a bf16 score ≥ a − 2b. */
+static uint32_t rescore(sv_job *job, const float *row, uint32_t ni, const float *u,
+                        const sv_model *sm) {
+    const uint32_t dim = sm->dim, k = job->k;
+    double un = 0.0;
+    for (uint32_t d = 0; d < dim; d++)
+        un += (double)u[d] * u[d];
+    const float t =
+        job->n < k ? -INFINITY : job->scores[k - 1] - 2.0f * sv_bf16_bound(sqrt(un), sm->ymax, dim);
+    uint32_t n = 0, scored = 0;
+    for (uint32_t c0 = 0; c0 < ni; c0 += SV_PANEL) {
+        const uint32_t c1 = c0 + SV_PANEL < ni ? c0 + SV_PANEL : ni;
+        int any = 0;
+        for (uint32_t i = c0; i < c1; i++)
+            any |= row[i] >= t; /* NaN (excluded) never */
+        for (uint32_t i = c0; any && i < c1; i++) {
+            if (!(row[i] >= t))
+                continue;
+            const float v = sv_dot_exact(u, sm->Y + (size_t)i * dim, dim);
+            scored++;
+            if (n < k || v > job->scores[k - 1])
+                n = sq_topk_insert(job->ids, job->scores, n, k, i, v);
+        }
+    }
+    job->n = n;
+    return scored;
 }
 
 static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
@@ -202,13 +237,19 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
         return rc;
     uint32_t *pn = w->part_n;
     const uint32_t n_panels = (ni + SV_PANEL - 1) / SV_PANEL;
+    /* the bf16 scan: approximate scores, then the candidates scored exactly (below) */
+    int bf = sm->fast && sm->Yb;
+    for (uint32_t j = 0; j < B && bf; j++)
+        bf = !b[j]->job->extras || !b[j]->job->extras->n; /* new items need the exact row */
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), tn = omp_get_num_threads();
         const uint32_t i0 = (uint32_t)((uint64_t)n_panels * t / tn) * SV_PANEL;
         uint32_t i1 = (uint32_t)((uint64_t)n_panels * (t + 1) / tn) * SV_PANEL;
         i1 = i1 < ni ? i1 : ni;
-        if (sm->fast && i0 < i1)
+        if (bf && i0 < i1)
+            sv_dot_panels_bf16(w->U, B, sm->dim, sm->Yb, ni, w->S, i0, i1);
+        else if (sm->fast && i0 < i1)
             sv_dot_panels(w->U, B, sm->dim, sm->Yp, ni, w->S, i0, i1);
             /* new items score from their neighbours' scores: the whole row, before exclusions */
 #pragma omp barrier
@@ -247,6 +288,12 @@ static sq_status score_batch(worker *w, slot **b, uint32_t B, sq_error *err) {
                 n = sq_topk_insert(job->ids, job->scores, n, job->k, ids[q], vals[q]);
         }
         job->n = n;
+        if (bf) {
+            const uint32_t c =
+                rescore(job, w->S + (size_t)j * ni, ni, w->U + (size_t)j * sm->dim, sm);
+            if (w->sc->rescored)
+                atomic_fetch_add_explicit(w->sc->rescored, c, memory_order_relaxed);
+        }
     }
     return SQ_OK;
 }
@@ -331,9 +378,11 @@ sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uin
     return SQ_OK;
 }
 
-void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched) {
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched,
+                     atomic_ullong *rescored) {
     sc->batches = batches;
     sc->batched = batched;
+    sc->rescored = rescored;
 }
 
 void sv_scorer_free(sv_scorer *sc) {

@@ -81,6 +81,7 @@ typedef struct {
     atomic_ullong cache_hits, cache_misses, cache_evictions;
     atomic_ullong cold_start;                /* recommendation requests answered by popularity */
     atomic_ullong batches, batched_requests; /* scoring batches and what they held */
+    atomic_ullong rescored;                  /* items scored again in fp32 after the bf16 scan */
     atomic_ullong rate_limited;
 } sv_metrics;
 
@@ -90,6 +91,10 @@ char *sv_metrics_render(sq_server *s);
 /* ========================================= Variants ========================================== */
 
 enum { SV_PANEL = 64 };
+#ifdef __AVX512BF16__
+#define SV_HAVE_BF16 1 /* the bf16 item table (dot.c) */
+#endif
+enum { SV_BF16_BATCH = 32, SV_BF16_MAX_DIM = 256 }; /* its limits: sequences a call, width */
 
 typedef struct sv_model {
     sq_model *m;
@@ -100,6 +105,9 @@ typedef struct sv_model {
     const float *Y;        /* [n_items, dim] when fast */
     float *Yp;             /* the same in panels of SV_PANEL items (owned), the scoring layout:
                               panel p is [dim, SV_PANEL], items p·SV_PANEL…, zero past the last */
+    uint16_t *Yb;          /* the panels in bf16 (owned; sv_panels_make_bf16), or NULL: when set,
+                              scoring scans these and scores its candidates exactly (scorer.c) */
+    float ymax;            /* the largest Euclidean norm of an item vector (the bf16 bound) */
     uint32_t window;       /* most recent events the model reads (its maxlen); 0: all */
     double loaded_at;      /* UTC seconds */
     int feat;              /* scores items by their content features (sq_model_has_item_features) */
@@ -268,8 +276,10 @@ typedef struct {
 sq_status sv_scorer_create(sv_scorer **out, uint32_t threads, uint32_t team, uint32_t n_items,
                            sq_error *err);
 void sv_scorer_free(sv_scorer *sc);
-/* Counts batches and the jobs they held into the given counters. */
-void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched);
+/* Counts batches, the jobs they held and the bf16 scan's candidates scored again in fp32 into
+ * the given counters. */
+void sv_scorer_count(sv_scorer *sc, atomic_ullong *batches, atomic_ullong *batched,
+                     atomic_ullong *rescored);
 /* Scores one job, batched with whatever else is pending; blocks until done. */
 sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 
@@ -278,6 +288,16 @@ sq_status sv_scorer_run(sv_scorer *sc, sv_job *job, sq_error *err);
 void sv_dot_panels(const float *U, uint32_t B, uint32_t dim, const float *Yp, uint32_t ni, float *S,
                    uint32_t i0, uint32_t i1);
 float *sv_panels_make(const float *Y, uint32_t ni, uint32_t dim);
+/* One item's score, exactly as sv_dot_panels computes it. */
+float sv_dot_exact(const float *u, const float *y, uint32_t dim);
+/* The same with the bf16 panels (approximate scores; B ≤ SV_BF16_BATCH, dim ≤ SV_BF16_MAX_DIM;
+ * only with SV_HAVE_BF16), and those panels (sq_free; NULL when out of memory). */
+void sv_dot_panels_bf16(const float *U, uint32_t B, uint32_t dim, const uint16_t *Yb, uint32_t ni,
+                        float *S, uint32_t i0, uint32_t i1);
+uint16_t *sv_panels_make_bf16(const float *Y, uint32_t ni, uint32_t dim);
+/* A bound on |bf16 score − sv_dot_exact score| for a vector of norm unorm against items of norm
+ * ≤ ymax (dot.c explains it). */
+float sv_bf16_bound(double unorm, double ymax, uint32_t dim);
 
 /* ====================================== Online learning ====================================== */
 

@@ -818,7 +818,7 @@ sq_status sq_serve_start(sq_server **out, const sq_serve_opts *opts, sq_error *e
         (rc = sv_scorer_create(&s->scorer, s->o.score_workers, s->o.score_threads, s->info->n_items,
                                err)))
         goto fail;
-    sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests);
+    sv_scorer_count(s->scorer, &s->met.batches, &s->met.batched_requests, &s->met.rescored);
     if ((rc = sv_online_start(s, err)) || (rc = start_http(s, err)))
         goto fail;
     *out = s;

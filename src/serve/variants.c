@@ -79,6 +79,24 @@ sq_status sv_model_load(sq_server *s, const char *path, uint64_t version, sv_mod
             sq_free(sm);
             return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (item table)");
         }
+#ifdef SV_HAVE_BF16
+        if (!s->o.scan_fp32 && dim <= SV_BF16_MAX_DIM) {
+            double ymax = 0.0;
+            for (uint32_t i = 0; i < ni; i++) {
+                double n2 = 0.0;
+                for (uint32_t d = 0; d < dim; d++)
+                    n2 += (double)sm->Y[(size_t)i * dim + d] * sm->Y[(size_t)i * dim + d];
+                ymax = fmax(ymax, sqrt(n2));
+            }
+            sm->ymax = (float)(ymax * (1.0 + 1e-6));
+            if (!(sm->Yb = sv_panels_make_bf16(sm->Y, ni, dim))) {
+                sq_free(sm->Yp);
+                sq_model_free(m);
+                sq_free(sm);
+                return sq_errorf(err, SQ_ERR_NOMEM, "out of memory (bf16 item table)");
+            }
+        }
+#endif
     }
     long maxlen = 0;
     if (sq_config_get(m->cfg, "maxlen") &&
@@ -110,6 +128,7 @@ void sv_model_release(sv_model *m) {
         sv_fx_release(m->fx);
         pthread_mutex_destroy(&m->fx_mu);
         sq_free(m->Yp);
+        sq_free(m->Yb);
         sq_model_free(m->m);
         sq_free(m);
     }

@@ -190,7 +190,8 @@ class ApiTest:
         self.check("binds to 127.0.0.1 by default", A.bound == "127.0.0.1", A.lines)
         for name, fn in [("healthz", self.t_health), ("info", self.t_info),
                          ("metrics", self.t_metrics), ("history", self.t_history),
-                         ("recommendations", self.t_recs), ("explain", self.t_explain),
+                         ("recommendations", self.t_recs), ("score scan", self.t_scan),
+                         ("explain", self.t_explain),
                          ("batched scoring", self.t_concurrent),
                          ("read-your-writes", self.t_ryw),
                          ("concurrent read-your-writes", self.t_ryw_concurrent),
@@ -353,6 +354,36 @@ class ApiTest:
                                                       % (q(U), k)), 400)
         r1 = A.recs(U, k=1)
         self.check("k=1: one item", r1.status == 200 and len(r1.json["items"]) == 1, r1)
+
+    def t_scan(self, A):
+        """The default scan (bf16 where the CPU has it, then the candidates in fp32) answers
+        exactly as --score-scan fp32: the same items, order and scores."""
+        env = self.env
+        F = Server(env, [env.sasrec, env.data, "--store", env.path("f.db"), "--port", 0,
+                         "--score-scan", "fp32"], "F").start()
+        users = sorted(self.by_user, key=lambda u: (len(self.by_user[u]), u))[:30]
+        diff = []
+        for i, u in enumerate(users):
+            k = (3, 10, 1000)[i % 3]
+            ra, rf = A.recs(u, k=k), F.recs(u, k=k)
+            if ra.status != 200 or rf.status != 200 or ra.json["items"] != rf.json["items"]:
+                diff.append((u, k, ra, rf))
+        self.check("the default scan answers as --score-scan fp32 (items, order, scores to the "
+                   "bit) for 30 dataset users at k = 3, 10, 1000", not diff, diff[:2])
+        re_a = A.metrics().find("rescored")
+        re_f = F.metrics().find("rescored")
+        self.check("--score-scan fp32 re-scores nothing (seqrec_score_rescored_items_total 0)",
+                   re_f and all(v == 0 for v in re_f.values()), re_f)
+        self.chk.note("candidates re-scored in fp32 by the default scan: %s"
+                      % {fmt_key(k): v for k, v in re_a.items()})
+        rc = F.stop()
+        self.check("--score-scan fp32 server: SIGTERM exit 0", rc == 0 and not F.died_early,
+                   "exit %s; %s" % (rc, F.stderr()))
+        r = subprocess.run([env.bin, "serve", env.sasrec, env.data, "--score-scan", "fp16"],
+                           env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        self.check("--score-scan fp16: exit 2 naming the option", r.returncode == 2
+                   and b"--score-scan" in r.stderr, (r.returncode, r.stderr))
 
     def t_explain(self, A):
         U = self.U
