@@ -323,14 +323,9 @@ void sv_route_delete_user(sq_server *s, const char *user, size_t len, sv_resp *r
 }
 
 void sv_route_put_item(sq_server *s, const char *item, size_t len, const sv_req *q, sv_resp *r) {
-    size_t blen;
-    const char *body = sv_body(q, &blen);
-    char msg[320];
-    cJSON *root = sv_json_parse(body, blen, s->o.max_depth, msg, sizeof msg);
-    if (!root) {
-        sv_error(r, 400, "%s", msg);
+    cJSON *root = sv_body_json(s, q, r);
+    if (!root)
         return;
-    }
     char *tags = NULL;
     const char *text = NULL;
     if (!cJSON_IsObject(root)) {

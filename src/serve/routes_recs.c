@@ -303,16 +303,13 @@ static uint32_t variant_named(const sq_server *s, const char *name) {
 
 void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
     size_t len;
-    const char *body = sv_body(q, &len);
+    sv_body(q, &len);
     uint32_t vi = 0;
     const char *path = NULL;
     cJSON *root = NULL;
     if (len) {
-        char msg[320];
-        if (!(root = sv_json_parse(body, len, s->o.max_depth, msg, sizeof msg))) {
-            sv_error(r, 400, "%s", msg);
+        if (!(root = sv_body_json(s, q, r)))
             return;
-        }
         const cJSON *vn = cJSON_GetObjectItemCaseSensitive(root, "variant");
         const cJSON *mp = cJSON_GetObjectItemCaseSensitive(root, "model");
         if (!cJSON_IsObject(root) || (vn && !cJSON_IsString(vn)) || (mp && !cJSON_IsString(mp))) {
@@ -349,15 +346,12 @@ void sv_route_reload(sq_server *s, const sv_req *q, sv_resp *r) {
 /* Body {"variant":"main"} or none (every variant). */
 void sv_route_learn(sq_server *s, const sv_req *q, sv_resp *r) {
     size_t len;
-    const char *body = sv_body(q, &len);
+    sv_body(q, &len);
     uint32_t v0 = 0, v1 = s->n_var;
     if (len) {
-        char msg[320];
-        cJSON *root = sv_json_parse(body, len, s->o.max_depth, msg, sizeof msg);
-        if (!root) {
-            sv_error(r, 400, "%s", msg);
+        cJSON *root = sv_body_json(s, q, r);
+        if (!root)
             return;
-        }
         const cJSON *vn = cJSON_GetObjectItemCaseSensitive(root, "variant");
         if (!cJSON_IsObject(root) || (vn && !cJSON_IsString(vn))) {
             cJSON_Delete(root);

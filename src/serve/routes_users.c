@@ -61,14 +61,10 @@ int sv_attrs_query(const sq_server *s, const struct sv_req *q, uint32_t *attrs, 
 }
 
 void sv_route_put_user(sq_server *s, const char *user, size_t len, const sv_req *q, sv_resp *r) {
-    size_t blen;
-    const char *body = sv_body(q, &blen);
-    char msg[320];
-    cJSON *root = sv_json_parse(body, blen, s->o.max_depth, msg, sizeof msg);
-    if (!root) {
-        sv_error(r, 400, "%s", msg);
+    cJSON *root = sv_body_json(s, q, r);
+    if (!root)
         return;
-    }
+    char msg[320];
     const uint32_t na = s->info->n_user_attrs;
     uint32_t *attrs = sq_mallocn(na ? na : 1, sizeof *attrs);
     char *json = NULL;

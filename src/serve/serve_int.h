@@ -391,6 +391,9 @@ void sv_error(sv_resp *r, unsigned status, const char *fmt, ...)
 typedef struct sv_req sv_req;
 const char *sv_query(const sv_req *q, const char *key); /* NULL when absent */
 const char *sv_body(const sv_req *q, size_t *len);
+/* The body parsed as JSON within the server's depth limit, or NULL after answering 400 with the
+ * reason (an empty body included). */
+struct cJSON *sv_body_json(const sq_server *s, const sv_req *q, sv_resp *r);
 /* Calls fn(ud, key, value) for each query parameter whose key starts with prefix (in order);
  * stops at the first non-zero return, which it returns. */
 int sv_query_each(const sv_req *q, const char *prefix,

@@ -67,6 +67,14 @@ const char *sv_body(const sv_req *q, size_t *len) {
     return q->body ? q->body : "";
 }
 
+cJSON *sv_body_json(const sq_server *s, const sv_req *q, sv_resp *r) {
+    char msg[320];
+    cJSON *root = sv_json_parse(q->body ? q->body : "", q->len, s->o.max_depth, msg, sizeof msg);
+    if (!root)
+        sv_error(r, 400, "%s", msg);
+    return root;
+}
+
 /* ========================================= Responses ========================================= */
 
 void sv_error(sv_resp *r, unsigned status, const char *fmt, ...) {
