@@ -58,14 +58,10 @@ static sq_status content_init(sq_model *m, sq_rng *rng, sq_error *err) {
 /* At creation: the dataset's item features, and the dimension chosen written to the config. */
 static sq_status content_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
     content_state *s = m->impl;
-    long dim = 0, text = 1, tags = 1;
+    sq_features_opts fo;
     sq_status rc;
-    if ((rc = sq_config_int(m->cfg, "feature_dim", 0, 0, 1L << 24, &dim, err)) ||
-        (rc = sq_config_int(m->cfg, "text", 1, 0, 1, &text, err)) ||
-        (rc = sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, err)))
-        return rc;
-    sq_features_opts fo = {.dim = (uint32_t)dim, .no_text = !text, .no_tags = !tags};
-    if ((rc = sq_item_features_build(d, &fo, &s->items, err)) ||
+    if ((rc = sq_features_opts_from_config(m->cfg, &fo, err)) ||
+        (rc = sq_item_features_build(d, &fo, &s->items, err)) ||
         (rc = sq_features_index_build(&s->items, &s->ix, err)))
         return rc;
     return sq_config_set_num(m->cfg, "feature_dim", s->items.dim, 1, err);
@@ -193,10 +189,8 @@ static sq_status content_score_features(const sq_model *m, const sq_seq *seqs, u
 
 static const sq_features *content_item_features(const sq_model *m, sq_features_opts *o) {
     const content_state *s = m->impl;
-    long text = 1, tags = 1;
-    sq_config_int(m->cfg, "text", 1, 0, 1, &text, NULL);
-    sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, NULL);
-    *o = (sq_features_opts){.dim = s->items.dim, .no_text = !text, .no_tags = !tags};
+    sq_features_opts_from_config(m->cfg, o, NULL); /* checked at init */
+    o->dim = s->items.dim;
     return s->items.idf ? &s->items : NULL;
 }
 

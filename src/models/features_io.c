@@ -4,6 +4,17 @@
 #include <stdio.h>
 #include <string.h>
 
+sq_status sq_features_opts_from_config(const sq_config *cfg, sq_features_opts *o, sq_error *err) {
+    long dim = 0, text = 1, tags = 1;
+    sq_status rc;
+    if ((rc = sq_config_int(cfg, "feature_dim", 0, 0, 1L << 24, &dim, err)) ||
+        (rc = sq_config_int(cfg, "text", 1, 0, 1, &text, err)) ||
+        (rc = sq_config_int(cfg, "tags", 1, 0, 1, &tags, err)))
+        return rc;
+    *o = (sq_features_opts){.dim = (uint32_t)dim, .no_text = !text, .no_tags = !tags};
+    return SQ_OK;
+}
+
 static void blob(sq_blob *b, const char *prefix, const char *what, sq_dtype dt, uint64_t n,
                  const void *data, size_t elem) {
     memset(b, 0, sizeof *b);

@@ -6,6 +6,11 @@
 #include "seqrec/features.h"
 #include "seqrec/model_file.h"
 
+/* The featuriser's options from a model's config keys `feature_dim` (0: from the data), `text`
+ * and `tags` (0/1, default 1), as content and hybrid read them. Errors: SQ_ERR_ARG (a bad
+ * value: the message names the key). */
+sq_status sq_features_opts_from_config(const sq_config *cfg, sq_features_opts *o, sq_error *err);
+
 /* What a model keeps beside its sq_features to save it: the blobs point into these. */
 typedef struct {
     uint32_t shape[2]; /* n_rows, dim */

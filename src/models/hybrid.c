@@ -156,14 +156,10 @@ static sq_status hy_alloc(hy_state *s, sq_error *err) {
 
 static sq_status hy_prepare(sq_model *m, const sq_dataset *d, sq_error *err) {
     hy_state *s = m->impl;
-    long fd = 0, text = 1, tags = 1;
+    sq_features_opts fo;
     sq_status rc;
-    if ((rc = sq_config_int(m->cfg, "feature_dim", 0, 0, 1L << 24, &fd, err)) ||
-        (rc = sq_config_int(m->cfg, "text", 1, 0, 1, &text, err)) ||
-        (rc = sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, err)))
-        return rc;
-    sq_features_opts fo = {.dim = (uint32_t)fd, .no_text = !text, .no_tags = !tags};
-    if ((rc = sq_item_features_build(d, &fo, &s->items, err)))
+    if ((rc = sq_features_opts_from_config(m->cfg, &fo, err)) ||
+        (rc = sq_item_features_build(d, &fo, &s->items, err)))
         return rc;
     s->fdim = s->items.dim;
     s->n_ua = s->ufeat ? sq_data_info_of(d)->n_user_attrs : 0;
@@ -462,10 +458,8 @@ static sq_status hy_feature_vectors(const sq_model *m, const sq_features *rows, 
 
 static const sq_features *hy_item_features(const sq_model *m, sq_features_opts *o) {
     const hy_state *s = m->impl;
-    long text = 1, tags = 1;
-    sq_config_int(m->cfg, "text", 1, 0, 1, &text, NULL);
-    sq_config_int(m->cfg, "tags", 1, 0, 1, &tags, NULL);
-    *o = (sq_features_opts){.dim = s->fdim, .no_text = !text, .no_tags = !tags};
+    sq_features_opts_from_config(m->cfg, o, NULL); /* checked at init */
+    o->dim = s->fdim;
     return s->items.idf ? &s->items : NULL;
 }
 
