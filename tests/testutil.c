@@ -16,7 +16,8 @@ static void remove_tmpdir(void) {
     if (tmpdir[0] && !getenv("SEQREC_KEEP_TMP")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
     }
 }
 
@@ -43,7 +44,8 @@ const char *test_tmp(const char *name) {
 const char *test_data_path(const char *rel) {
     static char buf[1024];
     const char *root = getenv("SEQREC_DATA");
-    if (!root || !*root) root = "../shared/data";
+    if (!root || !*root)
+        root = "../shared/data";
     snprintf(buf, sizeof buf, "%s/%s", root, rel);
     struct stat st;
     return stat(buf, &st) == 0 ? buf : NULL;
@@ -54,13 +56,15 @@ const char *test_fixture(const char *rel) {
     static int slot;
     char *b = buf[slot++ % 8];
     const char *root = getenv("SEQREC_FIXTURES");
-    if (!root || !*root) root = "tests/fixtures";
+    if (!root || !*root)
+        root = "tests/fixtures";
     snprintf(b, 1024, "%s/%s", root, rel);
     return b;
 }
 
 void test_write_file(const char *path, const char *data, size_t n) {
-    if (n == (size_t)-1) n = strlen(data);
+    if (n == (size_t)-1)
+        n = strlen(data);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, n, f), n);
@@ -69,7 +73,8 @@ void test_write_file(const char *path, const char *data, size_t n) {
 
 char *test_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f)
+        return NULL;
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -81,7 +86,8 @@ char *test_read_file(const char *path, size_t *n) {
     }
     b[len] = 0;
     fclose(f);
-    if (n) *n = (size_t)len;
+    if (n)
+        *n = (size_t)len;
     return b;
 }
 
@@ -95,10 +101,10 @@ int test_system(const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items, uint64_t events,
-                             uint64_t seed) {
+static sq_dataset *gen_open(const char *name, const char *ext, uint32_t users, uint32_t items,
+                            uint64_t events, uint64_t seed) {
     char log[512], sqd[512];
-    snprintf(log, sizeof log, "%s/%s.csv", test_tmpdir(), name);
+    snprintf(log, sizeof log, "%s/%s.%s", test_tmpdir(), name, ext);
     snprintf(sqd, sizeof sqd, "%s/%s.sqd", test_tmpdir(), name);
     sq_error err = {0};
     sq_gen_opts g = {0};
@@ -117,6 +123,16 @@ sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items, u
     }
     sq_ingest_free(in);
     return d;
+}
+
+sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items, uint64_t events,
+                             uint64_t seed) {
+    return gen_open(name, "csv", users, items, events, seed);
+}
+
+sq_dataset *test_gen_tagged(const char *name, uint32_t users, uint32_t items, uint64_t events,
+                            uint64_t seed) {
+    return gen_open(name, "inter", users, items, events, seed);
 }
 
 int test_gen_loo(const char *name, uint32_t users, uint32_t items, uint64_t events, uint64_t seed,

@@ -32,6 +32,10 @@ char *test_read_file(const char *path, size_t *n);
  * a step fails. Close with sq_data_close. */
 struct sq_dataset *test_gen_dataset(const char *name, uint32_t users, uint32_t items,
                                     uint64_t events, uint64_t seed);
+/* The same from the generator's RecBole output: "<name>.inter" and the ".item" beside it with
+ * each item's title and tags (for the content-feature tests). */
+struct sq_dataset *test_gen_tagged(const char *name, uint32_t users, uint32_t items,
+                                   uint64_t events, uint64_t seed);
 /* test_gen_dataset and its leave-one-out split: 0, or -1 with the reason on stderr (a cmocka
  * group setup can return it). Free both with test_gen_loo_free. */
 int test_gen_loo(const char *name, uint32_t users, uint32_t items, uint64_t events, uint64_t seed,

@@ -18,22 +18,7 @@ static sq_dataset *D;
 /* The generator's RecBole output: events in .inter, titles and tags in the .item beside it. */
 static int setup(void **state) {
     (void)state;
-    char log[512], sqd[512];
-    snprintf(log, sizeof log, "%s/cold.inter", test_tmpdir());
-    snprintf(sqd, sizeof sqd, "%s/cold.sqd", test_tmpdir());
-    sq_error err = {0};
-    sq_gen_opts g = {.users = 600, .items = 200, .events = 600 * 25, .seed = 7};
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    int bad = sq_generate(&g, log, &err) || sq_ingest_create(&in, &o, &err) ||
-              sq_ingest_file(in, log, &err) || sq_ingest_write(in, sqd, &err) ||
-              sq_data_open(&D, sqd, &err);
-    sq_ingest_free(in);
-    if (bad) {
-        fprintf(stderr, "setup: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
+    return (D = test_gen_tagged("cold", 600, 200, 600 * 25, 7)) ? 0 : -1;
 }
 
 static int teardown(void **state) {

@@ -12,6 +12,7 @@
  * so the quotient is exact but for float rounding: with Wf at N(0, 1) the table and the probe
  * loss are larger than without features, ~5e-5 of absolute noise, hence a floor of 1e-2 where
  * test_item_enc.c has 1e-3), 2e-2 with floor 1e-2 for whole steps. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "models/item_enc.h"
@@ -27,42 +28,28 @@ static sq_dataset *D, *TINY, *BARE;
 static sq_split S, TS, BS;
 static double POP_HR;
 
-/* The generator's RecBole output: events in .inter, titles and tags in the .item beside it. */
+/* A tagged generated log (titles and tags: test_gen_tagged) and its leave-one-out split. */
 static int gen_tagged(const char *name, uint32_t users, uint32_t items, uint64_t events,
                       sq_dataset **d, sq_split *s) {
-    char log[512], sqd[512];
-    snprintf(log, sizeof log, "%s/%s.inter", test_tmpdir(), name);
-    snprintf(sqd, sizeof sqd, "%s/%s.sqd", test_tmpdir(), name);
     sq_error err = {0};
-    sq_gen_opts g = {.users = users, .items = items, .events = events, .seed = 5};
-    sq_ingest_opts o = {0};
-    sq_ingest *in = NULL;
-    int bad = sq_generate(&g, log, &err) || sq_ingest_create(&in, &o, &err) ||
-              sq_ingest_file(in, log, &err) || sq_ingest_write(in, sqd, &err) ||
-              sq_data_open(d, sqd, &err) || sq_split_loo(*d, s, &err);
-    sq_ingest_free(in);
-    if (bad)
+    if (!(*d = test_gen_tagged(name, users, items, events, 5)))
+        return -1;
+    if (sq_split_loo(*d, s, &err)) {
         fprintf(stderr, "setup %s: %s\n", name, err.msg);
-    return bad ? -1 : 0;
+        return -1;
+    }
+    return 0;
 }
 
 static int setup(void **state) {
     (void)state;
-    sq_error err = {0};
     if (gen_tagged("feat", 1500, 300, 45000, &D, &S) ||
         gen_tagged("feat_tiny", 20, 12, 160, &TINY, &TS) ||
         test_gen_loo("bare", 20, 12, 160, 3, &BARE, &BS)) /* .csv: no text, no tags */
         return -1;
     omp_set_num_threads(1);
-    sq_model *pop = NULL;
-    if (sq_model_create(&pop, "pop", NULL, D, 1, &err) || pop->ops->fit(pop, D, &S, NULL, &err))
-        return -1;
-    sq_eval_opts eo = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_status rc = sq_evaluate(pop, D, &S, &eo, &r, &err);
-    POP_HR = r.m[0][SQ_M_HR].mean;
-    sq_model_free(pop);
-    return rc ? -1 : 0;
+    POP_HR = tm_pop_hr10(D, &S);
+    return 0;
 }
 
 static int teardown(void **state) {
