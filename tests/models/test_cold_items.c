@@ -14,6 +14,7 @@
  *   - models without item features (pop, sasrec with item_features=off) refuse with SQ_ERR_ARG;
  *   - sq_model_user_attrs: hybrid reads the dataset's attribute field (0 with user_features=0),
  *     so does a multi-task sasrec (0 when its inputs leave user_attrs out), sasrec and pop none. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -64,14 +65,7 @@ static int teardown(void **state) {
 }
 
 static sq_model *make(const char *kind, const char *const *sets) {
-    sq_config *cfg = sq_config_create();
-    sq_error err = {0};
-    for (int k = 0; sets && sets[k]; k++)
-        assert_int_equal(sq_config_set_arg(cfg, sets[k], &err), SQ_OK);
-    sq_model *m = NULL;
-    assert_int_equal(sq_model_create(&m, kind, cfg, D, 1, &err), SQ_OK);
-    sq_config_free(cfg);
-    return m;
+    return tm_create(kind, D, sets, NULL, 1);
 }
 
 /* Item i's text and tags through the model's featuriser, as a one-row sq_features in row. */

@@ -3,6 +3,7 @@
  * that training never touches a held-out item (batches, negatives and full-softmax losses), and
  * that the content and hybrid models find held-out items through their tags where popularity
  * cannot. */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "seqrec/eval.h"
@@ -204,14 +205,9 @@ static void test_softmax_never_sees_cold_items(void **state) {
 }
 
 static sq_model *fit(const char *kind, const sq_split *s, const char *const *sets) {
-    sq_config *cfg = sq_config_create();
+    sq_model *m = tm_create(kind, D, sets, NULL, 1);
     sq_error err = {0};
-    for (int k = 0; sets && sets[k]; k++)
-        assert_int_equal(sq_config_set_arg(cfg, sets[k], &err), SQ_OK);
-    sq_model *m = NULL;
-    assert_int_equal(sq_model_create(&m, kind, cfg, D, 1, &err), SQ_OK);
     assert_int_equal(m->ops->fit(m, D, s, NULL, &err), SQ_OK);
-    sq_config_free(cfg);
     return m;
 }
 
