@@ -12,6 +12,7 @@
  * Central differences: step 1e-2, relative error with a floor, tolerance 1e-2 with floor 1e-3
  * for the encoder (linear), 2e-2 with floor 1e-2 for whole steps (as test_layers.c: the loss,
  * ~2.4, is computed in float, ~1e-5 of noise in a difference quotient at this step). */
+#include "models/fixture.h"
 #include "testutil.h"
 
 #include "models/item_enc.h"
@@ -278,23 +279,13 @@ static void test_step_gradients(void **state) {
 
 static sq_model *train(const char *kind, const char *const *extra, uint32_t epochs) {
     sq_model *m = create(kind, D, extra);
-    sq_error err = {0};
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    o.epochs = o.patience = epochs;
     sq_train_result tr;
-    if (sq_train(m, D, &S, &o, &tr, &err))
-        fail_msg("train %s: %s", kind, err.msg);
+    tm_train(m, D, &S, epochs, 1, NULL, &tr);
     return m;
 }
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 /* Scores of a few sequences from m and from m saved and loaded: equal bit for bit, and equal to

@@ -257,23 +257,13 @@ static void test_step_gradients(void **state) {
 
 static sq_model *train(const char *kind, const char *const *extra, uint32_t epochs) {
     sq_model *m = create(kind, D, extra);
-    sq_error err = {0};
-    sq_train_opts o;
-    assert_int_equal(sq_train_opts_from_config(m->cfg, &o, &err), SQ_OK);
-    o.seed = 7;
-    o.epochs = o.patience = epochs;
     sq_train_result tr;
-    if (sq_train(m, D, &S, &o, &tr, &err))
-        fail_msg("train %s: %s", kind, err.msg);
+    tm_train(m, D, &S, epochs, 1, NULL, &tr);
     return m;
 }
 
 static double hr10(const sq_model *m) {
-    sq_eval_opts o = {.k = {10}, .n_k = 1};
-    sq_eval_result r;
-    sq_error err = {0};
-    assert_int_equal(sq_evaluate(m, D, &S, &o, &r, &err), SQ_OK);
-    return r.m[0][SQ_M_HR].mean;
+    return tm_eval10(m, D, &S, NULL);
 }
 
 /* Scores of a few sequences from m and from m saved and loaded: equal bit for bit. */
