@@ -11,7 +11,10 @@
 #   taobao   pv/fav/cart/buy with categories and Chinese titles: a smoke test of the format
 #
 #   bench/multitask.sh [--sets "gen ml-100k taobao"] [--events N] [--epochs E] [--threads 2]
-#                      [--out DIR] [--set key=value]...
+#                      [--out DIR] [--models "single:buy mmoe ..."] [--set key=value]...
+#
+# --models keeps only the named rows (oracle, single:TASK, shared_bottom, mmoe, ple), so that a
+# long run can be split over several processes sharing --out (generate the set once first).
 #
 # A benchmark, not a test: minutes to hours on 2 cores depending on --events.
 set -euo pipefail
@@ -23,6 +26,7 @@ EVENTS=300000
 EPOCHS=20
 THREADS=2
 OUT=out/bench-multitask
+MODELS=""
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,18 +35,23 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
     --set) EXTRA+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "multitask.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ -x "$BIN" ] || { echo "multitask.sh: $BIN not built (scripts/build.sh)" >&2; exit 2; }
 mkdir -p "$OUT"
 
+# wanted NAME: is the row NAME asked for (all rows without --models)?
+wanted() { [ -z "$MODELS" ] || [[ " $MODELS " == *" $1 "* ]]; }
+
 # run SET NAME TASKS [extra args...]: trains, evaluates, prints one row
 run() {
   local set=$1 name=$2 tasks=$3
   shift 3
+  wanted "$name" || return 0
   local sqd="$OUT/$set.sqd" base="$OUT/$set.$name"
   echo "multitask.sh: $set $name ..." >&2
   local cmd="seqrec train $set.sqd --model sasrec --tasks $tasks $* --set epochs=$EPOCHS${EXTRA[*]:+ ${EXTRA[*]}} --threads $THREADS -o m.sqm"
@@ -86,7 +95,7 @@ for set in $SETS; do
           --oracle "$OUT/gen.oracle.tsv" --seed 1 -o "$OUT/gen.csv"
         "$BIN" ingest -q "$OUT/gen.csv" -o "$sqd"
       fi
-      python3 scripts/gen_ceiling.py --json "$OUT/gen.oracle.tsv" > "$OUT/gen.oracle.json"
+      wanted oracle && python3 scripts/gen_ceiling.py --json "$OUT/gen.oracle.tsv" > "$OUT/gen.oracle.json" &&
       python3 - "$OUT/gen.oracle.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
