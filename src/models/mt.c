@@ -78,8 +78,12 @@ static sq_status value_edges(sq_config *cfg, const sq_dataset *d, sq_error *err)
 sq_status sq_mt_resolve_config(sq_config *cfg, const sq_dataset *d, sq_error *err) {
     if (!sq_mt_wanted(cfg))
         return SQ_OK;
+    /* on for new models; a model file written before the key existed reads as off */
+    sq_status rc = sq_config_default(cfg, "cand_history", "on", err);
+    if (rc)
+        return rc;
     sq_task_labels lab;
-    sq_status rc = sq_tasks_resolve(d, sq_config_get(cfg, "click_behaviours"),
+    rc = sq_tasks_resolve(d, sq_config_get(cfg, "click_behaviours"),
                                     sq_config_get(cfg, "buy_behaviours"), &lab, err);
     if (rc)
         return rc;
@@ -202,7 +206,7 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
     sq_config *cfg = m->cfg;
     long maxlen, hidden, blocks, heads, ffn, experts, texp, levels, eh;
     double dropout;
-    int act, fusion, sharing, weighting, uf, req, sg, stw;
+    int act, fusion, sharing, weighting, uf, req, sg, stw, ch;
     sq_status rc;
     if ((rc = sq_config_int(cfg, "maxlen", 50, 1, 4096, &maxlen, err)) ||
         (rc = sq_config_int(cfg, "hidden", 64, 1, 4096, &hidden, err)) ||
@@ -222,7 +226,8 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
         (rc = sq_config_choice(cfg, "user_features", "on|off", 0, &uf, err)) ||
         (rc = sq_config_choice(cfg, "request", "on|off", 0, &req, err)) ||
         (rc = sq_config_choice(cfg, "scene_gates", "auto|on|off", 0, &sg, err)) ||
-        (rc = sq_config_choice(cfg, "scene_towers", "off|on", 0, &stw, err)))
+        (rc = sq_config_choice(cfg, "scene_towers", "off|on", 0, &stw, err)) ||
+        (rc = sq_config_choice(cfg, "cand_history", "off|on", 0, &ch, err)))
         return rc;
     if (hidden % heads)
         return sq_errorf(err, SQ_ERR_ARG, "config: hidden (%ld) must be a multiple of heads (%ld)",
@@ -254,6 +259,7 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
     c->n_scenes = m->info.n_scenes ? m->info.n_scenes : 1;
     c->scene_gates = sg == 1 || (sg == 0 && c->n_scenes > 1 && sharing != SQ_SHARE_BOTTOM);
     c->scene_towers = stw == 1;
+    c->cand_history = ch == 1;
     /* context sizes: the largest value seen + 1 is not in the info; the dataset's vocabulary
      * sizes are, through the config the creator resolved (ctx_sizes) */
     const char *cs = sq_config_get(cfg, "ctx_sizes");
@@ -311,7 +317,8 @@ static sq_status read_config(sq_model *m, mt_config *c, sq_error *err) {
         (rc = sq_config_set(cfg, "user_features", uf ? "off" : "on", err)) ||
         (rc = sq_config_set(cfg, "request", req ? "off" : "on", err)) ||
         (rc = sq_config_set(cfg, "scene_gates", c->scene_gates ? "on" : "off", err)) ||
-        (rc = sq_config_set(cfg, "scene_towers", c->scene_towers ? "on" : "off", err)))
+        (rc = sq_config_set(cfg, "scene_towers", c->scene_towers ? "on" : "off", err)) ||
+        (rc = sq_config_set(cfg, "cand_history", c->cand_history ? "on" : "off", err)))
         return rc;
     return SQ_OK;
 }

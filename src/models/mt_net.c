@@ -111,11 +111,19 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
         bad |= n->val_item < 0 || sq_nn_linear_init(&n->val_lin, ps, "head.value", H, 1, 1) < 0 ||
                sq_nn_linear_init(&n->val_proj, ps, "head.value_proj", H, C, 0) < 0;
     }
+    const int TI = H + (c->cand_history ? 2 : 1) * C; /* a tower's input [y; e (; m)] */
+    n->hist_last = n->hist_dist = n->hist_seen = -1;
+    if (c->cand_history && (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY))) {
+        n->hist_last = table(ps, "head.hist_last", (size_t)nb + 1, C);
+        n->hist_dist = table(ps, "head.hist_dist", MT_HIST_BUCKETS, C);
+        n->hist_seen = table(ps, "head.hist_seen", (size_t)nb, C);
+        bad |= n->hist_last < 0 || n->hist_dist < 0 || n->hist_seen < 0;
+    }
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY))
-        bad |= sq_nn_linear_init(&n->ctr1, ps, "head.ctr1", H + C, C, 1) < 0 ||
+        bad |= sq_nn_linear_init(&n->ctr1, ps, "head.ctr1", TI, C, 1) < 0 ||
                sq_nn_linear_init(&n->ctr2, ps, "head.ctr2", C, 1, 1) < 0;
     if (has(n, SQ_TASK_BUY))
-        bad |= sq_nn_linear_init(&n->cvr1, ps, "head.cvr1", H + C, C, 1) < 0 ||
+        bad |= sq_nn_linear_init(&n->cvr1, ps, "head.cvr1", TI, C, 1) < 0 ||
                sq_nn_linear_init(&n->cvr2, ps, "head.cvr2", C, 1, 1) < 0;
     n->logvar = -1;
     if (c->uncertainty) {
@@ -140,6 +148,12 @@ sq_status mt_net_init(mt_net *n, const mt_config *c, sq_rng *rng, sq_error *err)
         const sq_param *p = &ps->p[n->uattr_tab[k]];
         sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
     }
+    const int hist[] = {n->hist_last, n->hist_dist, n->hist_seen};
+    for (int k = 0; k < 3; k++)
+        if (hist[k] >= 0) {
+            const sq_param *p = &ps->p[hist[k]];
+            sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
+        }
     if (scene_tab >= 0 && !c->use_scene) {
         const sq_param *p = &ps->p[scene_tab];
         sq_nn_fill_xavier(p->data, (int)p->shape[0], C, rng);
@@ -172,7 +186,8 @@ size_t mt_net_scratch(const mt_net *n, int B, int T) {
     b += 4 * a64(N * F * C * 4) + 3 * a64(N * F * 4); /* X, dX, fusion */
     b += 12 * a64(N * C * 4) + 8 * a64(N * 4) + a64(N * (n->cfg.n_ctx_used + 2) * 4);
     b += a64(N * S * H * 4) * 2 + E * 6 * a64(N * (H + C) * 4) + E * 4 * a64(N * (E + 2) * 4);
-    b += 10 * a64(N * (H + C) * 4) + 4 * a64(N * (n->cfg.n_beh + 2) * 4);
+    b += 10 * a64(N * (H + 2 * C) * 4) + 4 * a64(N * (n->cfg.n_beh + 2) * 4);
+    b += 2 * a64(N * C * 4) + a64(N * 4 * 4); /* the candidates' history: m, dm, ids */
     if (n->cfg.scene_towers) /* perm, start, x, h, y, dh, dx, the experts' dy */
         b += 2 * a64(N * 4) + a64(((size_t)n->cfg.n_scenes + 1) * 4) + 4 * a64(N * S * H * 4) +
              2 * a64(N * H * 4);
@@ -375,36 +390,43 @@ static void gather_rows(float *e, const float *E, const uint32_t *ids, int M, in
         memcpy(e + (size_t)i * C, E + (size_t)ids[i] * C, (size_t)C * sizeof(float));
 }
 
-/* A click/conversion tower: logit = w2 · ReLU(W1 [y; e] + b1) + b2 for M rows. Keeps its input
- * and hidden layer for backward. */
+/* A click/conversion tower: logit = w2 · ReLU(W1 [y; e; m] + b1) + b2 for M rows, m the
+ * candidate's history in the sequence (cand_history; else [y; e]). Keeps its input and hidden
+ * layer for backward. */
 typedef struct {
-    float *in, *hid, *logit; /* [M, H + C], [M, C], [M] */
+    float *in, *hid, *logit; /* [M, W], [M, C], [M]; W = l1->C */
 } tower_acts;
 
 static sq_status tower_forward(const sq_nn_linear *l1, const sq_nn_linear *l2, const sq_params *ps,
-                               sq_arena *a, tower_acts *t, const float *y, const float *e, int M,
-                               int H, int C, sq_error *err) {
-    t->in = sq_arena_alloc(a, (size_t)M * (H + C) * sizeof(float));
+                               sq_arena *a, tower_acts *t, const float *y, const float *e,
+                               const float *m, int M, int H, int C, sq_error *err) {
+    const int W = l1->C;
+    t->in = sq_arena_alloc(a, (size_t)M * W * sizeof(float));
     t->hid = sq_arena_alloc(a, (size_t)M * C * sizeof(float));
     t->logit = sq_arena_alloc(a, (size_t)M * sizeof(float));
     if (!t->in || !t->hid || !t->logit)
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (towers)");
     for (int i = 0; i < M; i++) {
-        memcpy(t->in + (size_t)i * (H + C), y + (size_t)i * H, (size_t)H * sizeof(float));
-        memcpy(t->in + (size_t)i * (H + C) + H, e + (size_t)i * C, (size_t)C * sizeof(float));
+        float *r = t->in + (size_t)i * W;
+        memcpy(r, y + (size_t)i * H, (size_t)H * sizeof(float));
+        memcpy(r + H, e + (size_t)i * C, (size_t)C * sizeof(float));
+        if (W > H + C)
+            memcpy(r + H + C, m + (size_t)i * C, (size_t)C * sizeof(float));
     }
-    sq_nn_linear_forward(t->hid, t->in, sq_nn_val(ps, l1->w), sq_nn_val(ps, l1->b), M, H + C, C);
+    sq_nn_linear_forward(t->hid, t->in, sq_nn_val(ps, l1->w), sq_nn_val(ps, l1->b), M, W, C);
     sq_nn_relu_forward(t->hid, t->hid, (size_t)M * C);
     sq_nn_linear_forward(t->logit, t->hid, sq_nn_val(ps, l2->w), sq_nn_val(ps, l2->b), M, C, 1);
     return SQ_OK;
 }
 
-/* dlogit [M] → dy [M, H] and de [M, C] (accumulated) and the tower's parameter gradients. */
+/* dlogit [M] → dy [M, H], de and dm [M, C] (accumulated; dm may be NULL without m) and the
+ * tower's parameter gradients. */
 static sq_status tower_backward(const sq_nn_linear *l1, const sq_nn_linear *l2, sq_params *ps,
                                 sq_arena *a, const tower_acts *t, const float *dlogit, float *dy,
-                                float *de, int M, int H, int C, sq_error *err) {
+                                float *de, float *dm, int M, int H, int C, sq_error *err) {
+    const int W = l1->C;
     float *dhid = sq_arena_calloc(a, (size_t)M * C * sizeof(float));
-    float *din = sq_arena_calloc(a, (size_t)M * (H + C) * sizeof(float));
+    float *din = sq_arena_calloc(a, (size_t)M * W * sizeof(float));
     if (!dhid || !din)
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (tower backward)");
     sq_nn_linear_backward(dhid, sq_nn_grad(ps, l2->w), sq_nn_grad(ps, l2->b), dlogit, t->hid,
@@ -412,15 +434,76 @@ static sq_status tower_backward(const sq_nn_linear *l1, const sq_nn_linear *l2, 
     for (size_t i = 0; i < (size_t)M * C; i++)
         dhid[i] = t->hid[i] > 0.0f ? dhid[i] : 0.0f;
     sq_nn_linear_backward(din, sq_nn_grad(ps, l1->w), sq_nn_grad(ps, l1->b), dhid, t->in,
-                          sq_nn_val(ps, l1->w), M, H + C, C);
+                          sq_nn_val(ps, l1->w), M, W, C);
     for (int i = 0; i < M; i++) {
-        const float *d = din + (size_t)i * (H + C);
+        const float *d = din + (size_t)i * W;
         for (int k = 0; k < H; k++)
             dy[(size_t)i * H + k] += d[k];
         for (int k = 0; k < C; k++)
             de[(size_t)i * C + k] += d[H + k];
+        for (int k = 0; W > H + C && k < C; k++)
+            dm[(size_t)i * C + k] += d[H + C + k];
     }
     return SQ_OK;
+}
+
+/* ================================= The candidate's history =================================== */
+
+mt_cand_hist mt_cand_history(const mt_net *n, const mt_inputs *in, int p, uint32_t cand) {
+    mt_cand_hist h = {0, 0, 0};
+    const int t0 = p - p % in->T;
+    for (int t = p; cand && t >= t0; t--) {
+        if (in->ids[t] != cand)
+            continue;
+        uint32_t b = in->beh[t] < n->cfg.n_beh ? in->beh[t] : 0;
+        if (!h.last) {
+            int d = p - t + 1;
+            h.last = b + 1;
+            h.dist = d <= 3 ? (uint32_t)d : d <= 5 ? 4 : d <= 10 ? 5 : d <= 20 ? 6 : 7;
+        }
+        if (b < 32)
+            h.seen |= 1u << b;
+    }
+    return h;
+}
+
+/* m [M, C] = L[last] + D[dist] + Σ_{b seen} S[b] for each row's candidate (positions pos [M]). */
+static void hist_forward(const mt_net *n, const mt_inputs *in, const int *pos,
+                         const uint32_t *cand, mt_cand_hist *hs, float *m, int M, int C) {
+    const sq_params *ps = &n->enc.ps;
+    const float *L = sq_nn_val(ps, n->hist_last), *D = sq_nn_val(ps, n->hist_dist),
+                *S = sq_nn_val(ps, n->hist_seen);
+    for (int i = 0; i < M; i++) {
+        mt_cand_hist h = hs[i] = mt_cand_history(n, in, pos[i], cand[i]);
+        float *r = m + (size_t)i * C;
+        for (int k = 0; k < C; k++)
+            r[k] = L[(size_t)h.last * C + k] + D[(size_t)h.dist * C + k];
+        for (uint32_t b = 0; b < n->cfg.n_beh && b < 32; b++)
+            for (int k = 0; (h.seen >> b & 1u) && k < C; k++)
+                r[k] += S[(size_t)b * C + k];
+    }
+}
+
+static void hist_backward(mt_net *n, const mt_cand_hist *hs, const float *dm, int M, int C) {
+    sq_params *ps = &n->enc.ps;
+    sq_param *L = &ps->p[n->hist_last], *D = &ps->p[n->hist_dist], *S = &ps->p[n->hist_seen];
+    for (int i = 0; i < M; i++) {
+        const float *g = dm + (size_t)i * C;
+        const mt_cand_hist h = hs[i];
+        for (int k = 0; k < C; k++) {
+            L->grad[(size_t)h.last * C + k] += g[k];
+            D->grad[(size_t)h.dist * C + k] += g[k];
+        }
+        sq_param_touch(L, h.last);
+        sq_param_touch(D, h.dist);
+        for (uint32_t b = 0; b < n->cfg.n_beh && b < 32; b++) {
+            if (!(h.seen >> b & 1u))
+                continue;
+            for (int k = 0; k < C; k++)
+                S->grad[(size_t)b * C + k] += g[k];
+            sq_param_touch(S, b);
+        }
+    }
 }
 
 static float sigm(float x) {
@@ -433,6 +516,8 @@ typedef struct {
     float *q;            /* [M, C] next-item query */
     float *blog;         /* [M, n_beh] behaviour logits */
     float *vproj, *vlin; /* [M, C], [M] value parts */
+    float *m;            /* [M, C] the candidates' history (cand_history), or NULL */
+    mt_cand_hist *hs;    /* [M] */
     tower_acts ctr, cvr;
 } heads;
 
@@ -450,8 +535,9 @@ static float *slot_dy(const mt_net *n, float *dy, int M, sq_task t) {
     return dy + (size_t)s * M * n->cfg.expert_hidden;
 }
 
-static sq_status heads_forward(const mt_net *n, sq_arena *a, const fwd *f, const uint32_t *cand,
-                               heads *h, sq_error *err) {
+/* The heads at rows f->sel (positions of in) for candidates cand [M] (table rows; NULL: none). */
+static sq_status heads_forward(const mt_net *n, sq_arena *a, const mt_inputs *in, const fwd *f,
+                               const uint32_t *cand, heads *h, sq_error *err) {
     const sq_params *ps = &n->enc.ps;
     const int M = f->M, C = n->cfg.enc.hidden, H = n->cfg.expert_hidden;
     const int nb = (int)n->cfg.n_beh;
@@ -490,13 +576,20 @@ static sq_status heads_forward(const mt_net *n, sq_arena *a, const fwd *f, const
         for (int i = 0; i < M; i++)
             h->vlin[i] += bi[cand[i]];
     }
+    if (n->hist_last >= 0) {
+        h->m = sq_arena_alloc(a, (size_t)M * C * sizeof(float));
+        h->hs = sq_arena_alloc(a, (size_t)M * sizeof(mt_cand_hist));
+        if (!h->m || !h->hs)
+            return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (heads)");
+        hist_forward(n, in, f->sel, cand, h->hs, h->m, M, C);
+    }
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY))
         if ((rc = tower_forward(&n->ctr1, &n->ctr2, ps, a, &h->ctr, slot_y(n, f, SQ_TASK_CLICK),
-                                h->e, M, H, C, err)))
+                                h->e, h->m, M, H, C, err)))
             return rc;
     if (has(n, SQ_TASK_BUY))
         if ((rc = tower_forward(&n->cvr1, &n->cvr2, ps, a, &h->cvr, slot_y(n, f, SQ_TASK_BUY), h->e,
-                                M, H, C, err)))
+                                h->m, M, H, C, err)))
             return rc;
     return SQ_OK;
 }
@@ -558,7 +651,7 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
     for (int i = 0; i < M; i++)
         cand[i] = tg->item[sel[i]];
     heads h;
-    if ((rc = heads_forward(n, a, &f, cand, &h, err)))
+    if ((rc = heads_forward(n, a, in, &f, cand, &h, err)))
         return rc;
     /* task weights: fixed, or e^(−s) with s learned */
     float w[SQ_TASK_N];
@@ -649,7 +742,8 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
     if (has(n, SQ_TASK_CLICK) || has(n, SQ_TASK_BUY)) {
         float *dlc = sq_arena_calloc(a, (size_t)M * sizeof(float));
         float *dlv = sq_arena_calloc(a, (size_t)M * sizeof(float));
-        if (!dlc || !dlv)
+        float *dm = h.m ? sq_arena_calloc(a, (size_t)M * C * sizeof(float)) : NULL;
+        if (!dlc || !dlv || (h.m && !dm))
             return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full");
         double lc = 0, lb = 0;
         for (int i = 0; i < M; i++) {
@@ -683,12 +777,14 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
             task_loss[SQ_TASK_BUY] = lb / M;
             task_n[SQ_TASK_BUY] = M;
             if ((rc = tower_backward(&n->cvr1, &n->cvr2, ps, a, &h.cvr, dlv,
-                                     slot_dy(n, dy, M, SQ_TASK_BUY), de, M, H, C, err)))
+                                     slot_dy(n, dy, M, SQ_TASK_BUY), de, dm, M, H, C, err)))
                 return rc;
         }
         if ((rc = tower_backward(&n->ctr1, &n->ctr2, ps, a, &h.ctr, dlc,
-                                 slot_dy(n, dy, M, SQ_TASK_CLICK), de, M, H, C, err)))
+                                 slot_dy(n, dy, M, SQ_TASK_CLICK), de, dm, M, H, C, err)))
             return rc;
+        if (dm)
+            hist_backward(n, h.hs, dm, M, C);
     }
     /* the total, and the learned weights' own gradient: d/ds (e^−s L + s) = 1 − e^−s L */
     double total = 0;
@@ -783,7 +879,7 @@ sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, floa
     if (rc)
         return rc;
     heads h;
-    if ((rc = heads_forward(n, a, &f, cand, &h, err)))
+    if ((rc = heads_forward(n, a, in, &f, cand, &h, err)))
         return rc;
     const float *q = h.q ? h.q : f.z;
     if (qvec)
@@ -825,19 +921,21 @@ sq_status mt_net_predict_items(const mt_net *n, sq_arena *a, const mt_inputs *in
     /* the one sequence's rows repeated for K candidates */
     fwd g = f;
     g.M = K;
+    g.sel = sq_arena_alloc(a, (size_t)K * sizeof(int));
     g.z = sq_arena_alloc(a, (size_t)K * C * sizeof(float));
     g.y = sq_arena_alloc(a, (size_t)n->n_slots * K * H * sizeof(float));
     uint32_t *cand = sq_arena_alloc(a, (size_t)K * sizeof(uint32_t));
-    if (!g.z || !g.y || !cand)
+    if (!g.sel || !g.z || !g.y || !cand)
         return sq_errorf(err, SQ_ERR_NOMEM, "multi-task: arena full (candidates)");
     for (int i = 0; i < K; i++) {
+        g.sel[i] = sel;
         memcpy(g.z + (size_t)i * C, f.z, (size_t)C * sizeof(float));
         for (int s = 0; s < n->n_slots; s++)
             memcpy(g.y + ((size_t)s * K + i) * H, f.y + (size_t)s * H, (size_t)H * sizeof(float));
         cand[i] = items[i] < (uint32_t)n->cfg.enc.n_items ? items[i] + 1 : 0;
     }
     heads h;
-    if ((rc = heads_forward(n, a, &g, cand, &h, err)))
+    if ((rc = heads_forward(n, a, in, &g, cand, &h, err)))
         return rc;
     for (int i = 0; i < K; i++) {
         sq_task_pred *o = &pred[i];

@@ -13,7 +13,9 @@
  *        next_item       q = z + Wn·y, softmax over all items (tied table E)
  *        next_behaviour  softmax(Wb·y + bb) over the behaviours
  *        value           bv + b[item] + wv·y + (Pv·y)·E[item]
- *        click, buy      towers σ(w2·ReLU(W1 [y; E[item]] + b1) + b2): pCTR, pCVR;
+ *        click, buy      towers σ(w2·ReLU(W1 [y; E[item]; m] + b1) + b2): pCTR, pCVR, with m
+ *                        the candidate's history in the sequence (cand_history): L[behaviour
+ *                        of its last occurrence] + D[how far back] + Σ S[behaviours seen on it];
  *                        pCTCVR = pCTR · pCVR (ESMM)
  *   loss = Σ_t λ_t L_t  (λ fixed) or Σ_t e^(−s_t) L_t + s_t  (uncertainty weighting, s learned)
  *
@@ -40,7 +42,7 @@ typedef enum {
     MT_F_CTX
 } mt_field_kind;
 
-enum { MT_MAX_VALUE_EDGES = 31 };
+enum { MT_MAX_VALUE_EDGES = 31, MT_HIST_BUCKETS = 8 };
 
 typedef struct {
     sq_sasrec_config enc;                        /* the encoder */
@@ -58,6 +60,7 @@ typedef struct {
     sq_nn_share_kind sharing;
     int experts, task_experts, levels, expert_hidden, scene_gates;
     int scene_towers; /* a tower per (task, scene) over the experts' outputs */
+    int cand_history; /* the click and buy towers read the candidate's history (m) */
     int uncertainty;  /* 1: learned task weights */
     float lambda[SQ_TASK_N];
     uint32_t n_beh, n_scenes, ctx_size[MT_MAX_CTX];
@@ -84,7 +87,8 @@ typedef struct {
     sq_nn_linear val_lin;                /* H -> 1 */
     sq_nn_linear val_proj;               /* H -> C, dotted with E[item] */
     int val_item;                        /* [n_items + 1, 1] per-item value bias, sparse rows */
-    sq_nn_linear ctr1, ctr2, cvr1, cvr2; /* (H + C) -> C -> 1 */
+    sq_nn_linear ctr1, ctr2, cvr1, cvr2; /* (H + C [+ C]) -> C -> 1 */
+    int hist_last, hist_dist, hist_seen; /* cand_history: [n_beh + 1 | 8 | n_beh, C], or −1 */
     int logvar;                          /* [SQ_TASK_N] s_t, or −1 */
 } mt_net;
 
@@ -130,6 +134,16 @@ sq_status mt_net_step(mt_net *n, sq_arena *a, const mt_inputs *in, const mt_targ
  * candidate. */
 sq_status mt_net_predict(const mt_net *n, sq_arena *a, const mt_inputs *in, float *scores,
                          const uint32_t *items, sq_task_pred *pred, float *qvec, sq_error *err);
+
+/* What row p / T of the sequences shows of the candidate item cand (a table row) at or before
+ * position p: last = the behaviour of its last occurrence + 1 (0: none), dist = how far back
+ * that is, bucketed (0 none; 1, 2, 3 events; 4-5, 6-10, 11-20, 21+: 4..7), seen = a bit per
+ * behaviour (< 32) seen on it. The click and buy towers' m is L[last] + D[dist] + Σ S[seen]. */
+typedef struct {
+    uint32_t last, dist, seen;
+} mt_cand_hist;
+
+mt_cand_hist mt_cand_history(const mt_net *n, const mt_inputs *in, int p, uint32_t cand);
 
 /* One sequence (in->B == 1) against K candidate items (dataset ids): value, pCTR, pCVR, pCTCVR
  * per candidate (the next-behaviour distribution does not depend on the item: NaN here). */

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # gen_oracle_cli.sh — the realistic funnel's oracle (docs/generator.md, "The oracle"):
 # scripts/gen_ceiling.py reproduces hand-computed figures on a tiny oracle file and names the
-# line of a malformed one; bad --funnel / --oracle options are refused; on a generated log a multi-task model's buy AUC is well above chance
-# and not above the oracle's, and its next-behaviour macro-F1 beats always answering the
-# commonest behaviour (accuracy cannot: without the candidate item, a non-view is rarely the more
-# likely answer).
+# line of a malformed one; bad --funnel / --oracle options are refused; on a generated log a
+# multi-task model's buy and click AUCs come near the oracle's and not above them (without the
+# towers' candidate history, cand_history=off, they were 0.70 and 0.82, with it 0.81 and 0.91:
+# the floors 0.76 and 0.87 catch its loss), and its next-behaviour macro-F1 beats always
+# answering the commonest behaviour (accuracy cannot: without the candidate item, a non-view is
+# rarely the more likely answer).
 set -euo pipefail
 BIN=${SEQREC_BIN:?}
 SRC=${SEQREC_SOURCE:?}
@@ -70,8 +72,8 @@ print("model buy auc", e["buy"]["auc"], "click auc", e["click"]["auc"], "macro-F
       "next_behaviour", e["next_behaviour"]["accuracy"], e["next_behaviour"]["majority_accuracy"])
 assert e["buy"]["n"] == o["n"], (e["buy"]["n"], o["n"])  # the same test events
 assert abs(e["next_behaviour"]["majority_accuracy"] - o["majority_accuracy"]) < 1e-9  # same labels
-assert 0.6 < e["buy"]["auc"] <= o["buy_auc"] + 0.02, (e["buy"]["auc"], o["buy_auc"])
-assert 0.6 < e["click"]["auc"] <= o["click_auc"] + 0.02, (e["click"]["auc"], o["click_auc"])
+assert 0.76 < e["buy"]["auc"] <= o["buy_auc"] + 0.02, (e["buy"]["auc"], o["buy_auc"])
+assert 0.87 < e["click"]["auc"] <= o["click_auc"] + 0.02, (e["click"]["auc"], o["click_auc"])
 assert e["next_behaviour"]["macro_f1"] > o["majority_macro_f1"] + 0.03
 assert e["next_behaviour"]["macro_f1"] <= o["next_behaviour_macro_f1"] + 0.02
 PY

@@ -175,6 +175,33 @@ static void test_scene_towers(void **state) {
     sq_config_free(cfg);
 }
 
+/* cand_history: on in a new model's saved config; off, the towers have no history tables. */
+static void test_cand_history_key(void **state) {
+    (void)state;
+    sq_error err = {0};
+    sq_config *cfg = sq_config_create();
+    assert_int_equal(sq_config_set(cfg, "tasks", "click,buy", &err), SQ_OK);
+    sq_model *on = NULL, *off = NULL;
+    assert_int_equal(sq_model_create(&on, "sasrec", cfg, D, 1, &err), SQ_OK);
+    assert_string_equal(sq_config_get(on->cfg, "cand_history"), "on");
+    assert_int_equal(sq_config_set(cfg, "cand_history", "off", &err), SQ_OK);
+    assert_int_equal(sq_model_create(&off, "sasrec", cfg, D, 1, &err), SQ_OK);
+    assert_string_equal(sq_config_get(off->cfg, "cand_history"), "off");
+    int hist_on = 0, hist_off = 0;
+    for (size_t i = 0; i < on->params->n; i++)
+        hist_on += strncmp(on->params->p[i].name, "head.hist_", 10) == 0;
+    for (size_t i = 0; i < off->params->n; i++)
+        hist_off += strncmp(off->params->p[i].name, "head.hist_", 10) == 0;
+    assert_int_equal(hist_on, 3);
+    assert_int_equal(hist_off, 0);
+    sq_model_free(on);
+    sq_model_free(off);
+    assert_int_equal(sq_config_set(cfg, "cand_history", "yes", &err), SQ_OK);
+    assert_int_equal(sq_model_create(&on, "sasrec", cfg, D, 1, &err), SQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "cand_history"));
+    sq_config_free(cfg);
+}
+
 static void test_bad_tasks(void **state) {
     (void)state;
     sq_error err = {0};
@@ -210,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_learns_funnel),
         cmocka_unit_test(test_learns_value),
         cmocka_unit_test(test_scene_towers),
+        cmocka_unit_test(test_cand_history_key),
         cmocka_unit_test(test_bad_tasks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  * whole training step's loss (every task, learned task weights) against its gradient for every
  * parameter tensor, for each input fusion mode and each sharing architecture; inference agreeing
  * with training; argument errors. Scene-specific towers: the same check over every sharing
- * architecture, and inference through them.
+ * architecture, and inference through them. The candidate's history the click and buy towers
+ * read, against hand-computed values.
  *
  * Gradient check: the derivative along three random unit directions of every tensor, by central
  * differences of the float loss with a step of 1e-2 in norm, against the gradient's projection:
@@ -74,6 +75,7 @@ static void fx_init(fixture *f, sq_nn_fuse_kind fusion, sq_nn_share_kind sharing
     c.expert_hidden = 6;
     c.scene_gates = sharing != SQ_SHARE_BOTTOM;
     c.scene_towers = towers;
+    c.cand_history = 1; /* the default of new models */
     c.uncertainty = uncertainty;
     for (int t = 0; t < SQ_TASK_N; t++)
         c.lambda[t] = 0.5f + 0.25f * (float)t;
@@ -338,6 +340,49 @@ static void test_predict_matches_step(void **state) {
     predict_matches_step(1); /* with scene towers: inference goes through them too */
 }
 
+/* Row 0: items (rows) 3 1 4 1 5 with behaviours 0 1 2 0 0; row 1: _ _ 2 6 7 with 0 0 0 1 0. */
+static void test_cand_history(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, 1u << SQ_TASK_BUY, 0, 0);
+    static const struct {
+        int p;
+        uint32_t cand, last, dist, seen;
+    } want[] = {
+        {4, 1, 1, 2, 3},  /* last at position 3 (behaviour 0), also seen at 1 (behaviour 1) */
+        {4, 4, 3, 3, 4},  /* position 2, behaviour 2, three events back */
+        {4, 5, 1, 1, 1},  /* the event at p itself */
+        {4, 6, 0, 0, 0},  /* never in row 0 */
+        {2, 5, 0, 0, 0},  /* position 4 is after p */
+        {2, 1, 2, 2, 2},  /* only the occurrence at 1 counts */
+        {7, 5, 0, 0, 0},  /* row 1 does not see row 0 */
+        {9, 2, 1, 3, 1},  /* row 1, position 7 */
+        {9, 6, 2, 2, 2},  /* behaviour 1 */
+        {9, 0, 0, 0, 0},  /* no candidate (padding row) */
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        mt_cand_hist h = mt_cand_history(&f.net, &f.in, want[i].p, want[i].cand);
+        if (h.last != want[i].last || h.dist != want[i].dist || h.seen != want[i].seen)
+            fail_msg("p %d cand %u: %u %u %u, want %u %u %u", want[i].p, want[i].cand, h.last,
+                     h.dist, h.seen, want[i].last, want[i].dist, want[i].seen);
+    }
+    /* distance buckets 4-5, 6-10, 11-20, 21+ on a long sequence of one item then others */
+    enum { L = 30 };
+    uint32_t ids[L], beh[L] = {0};
+    for (int t = 0; t < L; t++)
+        ids[t] = t == 0 ? 1 : 2 + (uint32_t)(t % 5);
+    mt_inputs in = {.B = 1, .T = L, .ids = ids, .beh = beh};
+    static const int p_of[][2] = {{3, 4}, {4, 4}, {5, 5}, {9, 5}, {10, 6}, {19, 6}, {20, 7}, {29, 7}};
+    for (size_t i = 0; i < sizeof p_of / sizeof *p_of; i++)
+        assert_int_equal(mt_cand_history(&f.net, &in, p_of[i][0], 1).dist, (uint32_t)p_of[i][1]);
+    assert_true(f.net.hist_last >= 0 && f.net.hist_dist >= 0 && f.net.hist_seen >= 0);
+    fx_free(&f);
+    /* without click or buy there are no towers and no history tables */
+    fx_init(&f, SQ_FUSE_MEAN, SQ_SHARE_MMOE, 1u << SQ_TASK_NEXT_BEH, 0, 0);
+    assert_true(f.net.hist_last < 0 && f.net.hist_dist < 0 && f.net.hist_seen < 0);
+    fx_free(&f);
+}
+
 /* Value buckets over edges 1..5: below the first edge → 1, [e_k, e_k+1) → k + 1, NaN → 0. */
 static void test_value_bucket(void **state) {
     (void)state;
@@ -379,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_scene_towers),
         cmocka_unit_test(test_total_loss),
         cmocka_unit_test(test_predict_matches_step),
+        cmocka_unit_test(test_cand_history),
         cmocka_unit_test(test_value_bucket),
         cmocka_unit_test(test_bad_target),
     };
