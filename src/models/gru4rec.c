@@ -435,6 +435,8 @@ static sq_status rnn_init(sq_model *m, sq_rng *rng, int lstm, sq_error *err) {
             return rc;
     if ((rc = sq_config_set(m->cfg, "loss", loss == SQ_RNN_CE ? "ce" : "bprmax", err)))
         return rc;
+    if ((rc = sq_config_default(m->cfg, "lr", "0.003", err))) /* the loop's key: gru4rec.h */
+        return rc;
     if (loss == SQ_RNN_BPRMAX) {
         snprintf(buf[0], 32, "%d", SQ_RNN_DEFAULT_NEGATIVES);
         if ((rc = sq_config_default(m->cfg, "negatives", buf[0], err)))
