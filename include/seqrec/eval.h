@@ -10,8 +10,8 @@
  * Accumulation: sq_eval_acc collects per-user metric values (so that confidence intervals can
  * resample users) and reports means and 95 % bootstrap intervals.
  *
- * Ownership: sq_eval_acc_create/free. Not thread-safe: use one accumulator per thread and merge
- * them with sq_eval_acc_merge in a fixed order. */
+ * Ownership: sq_eval_acc_create/free. Not thread-safe: add from one thread, in a fixed order
+ * (the evaluators add users in user order, so that two models' accumulators pair user by user). */
 #ifndef SEQREC_EVAL_H
 #define SEQREC_EVAL_H
 
@@ -61,7 +61,10 @@ sq_eval_acc *sq_eval_acc_create(const uint32_t *k, int n_k);
 void sq_eval_acc_free(sq_eval_acc *a);
 /* Adds one user's values (as filled by sq_eval_single / sq_eval_multi, and its AUC). */
 sq_status sq_eval_acc_add(sq_eval_acc *a, const double *values, double auc);
-sq_status sq_eval_acc_merge(sq_eval_acc *into, const sq_eval_acc *from);
+/* A new accumulator of the per-user differences a − b, for a paired comparison of two models
+ * over the same users in the same order: its summary is the mean difference and its 95 %
+ * bootstrap interval. NULL when the users or the K lists differ, or out of memory. */
+sq_eval_acc *sq_eval_acc_diff(const sq_eval_acc *a, const sq_eval_acc *b);
 size_t sq_eval_acc_users(const sq_eval_acc *a);
 
 typedef struct {
@@ -98,6 +101,8 @@ typedef struct {
     uint32_t sampled;   /* 0: full ranking over all items (default); N: rank among N
                            uniformly sampled items the user never had ("sampled") */
     uint32_t max_users; /* evaluate at most this many users (an even spread); 0: all */
+    sq_eval_acc *users_out; /* not NULL: also receives every evaluated user's (or, under the
+                               sessions protocol, prediction's) values, in order */
     uint32_t bootstrap; /* resamples for the 95 % intervals; 0: none */
     uint32_t batch;     /* users scored per call; 0: 256 */
     int cold_only;      /* cold_items split: rank among the held-out items only (the others

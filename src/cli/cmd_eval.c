@@ -1,5 +1,6 @@
 /* cmd_eval.c — `seqrec eval model.sqm data.sqd`: full-ranking metrics with 95 % bootstrap
- * intervals; the protocol, the K list and whether history is excluded are always printed. */
+ * intervals; the protocol, the K list and whether history is excluded are always printed.
+ * `--against B.sqm`: B on the same users too, and A − B with paired intervals. */
 #include "cli/cli.h"
 #include "cli/tasks_out.h"
 #include "seqrec/eval.h"
@@ -45,9 +46,16 @@ static void add_metrics(cJSON *j, const sq_eval_result *r) {
     cJSON_AddItemToArray(pair, cJSON_CreateNumber(r->auc.hi));
 }
 
+/* --against: model B's results and the differences A − B. */
+typedef struct {
+    const char *model;
+    const sq_eval_result *r, *diff;
+    const sq_task_eval *tasks, *tasks_diff; /* NULL unless both models have tasks */
+} against_out;
+
 static void print_json(const char *model, const sq_eval_result *r, const char *protocol,
                        const sq_eval_opts *o, const sq_task_eval *te, const sq_dataset *d,
-                       const sq_eval_result *cold) {
+                       const sq_eval_result *cold, const against_out *b) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", model); /* names the result on the dashboard */
     cJSON_AddStringToObject(j, "protocol", protocol);
@@ -72,10 +80,61 @@ static void print_json(const char *model, const sq_eval_result *r, const char *p
         cJSON_AddNumberToObject(c, "users", (double)cold->users);
         cJSON_AddNumberToObject(c, "candidates", (double)cold->candidates);
     }
+    if (b) { /* "against": B's metrics; "diff": A − B with paired intervals */
+        cJSON *x = cJSON_AddObjectToObject(j, "against");
+        cJSON_AddStringToObject(x, "model", b->model);
+        add_metrics(x, b->r);
+        if (b->tasks)
+            cJSON_AddItemToObject(x, "tasks", sq_cli_tasks_json(b->tasks, d));
+        cJSON *df = cJSON_AddObjectToObject(j, "diff");
+        add_metrics(df, b->diff);
+        if (b->tasks_diff)
+            cJSON_AddItemToObject(df, "tasks", sq_cli_tasks_json(b->tasks_diff, d));
+    }
     char *s = cJSON_PrintUnformatted(j);
     puts(s);
     cJSON_free(s);
     cJSON_Delete(j);
+}
+
+/* --against: B must have been trained on A's split (same protocol; for the seeded ones, the
+ * same split seed), else its test users may be A's training users. */
+static sq_status same_split(const sq_model *a, const sq_model *b, sq_error *err) {
+    const char *pa = sq_config_get(a->cfg, "protocol"), *pb = sq_config_get(b->cfg, "protocol");
+    pa = pa ? pa : "loo";
+    pb = pb ? pb : "loo";
+    if (strcmp(pa, pb))
+        return sq_errorf(err, SQ_ERR_ARG,
+                         "--against: the models were trained with different protocols ('%s' and "
+                         "'%s')",
+                         pa, pb);
+    const char *sa = sq_config_get(a->cfg, "split_seed"), *sb = sq_config_get(b->cfg, "split_seed");
+    const int seeded = !strncmp(pa, "kfold", 5) || !strncmp(pa, "cold_", 5);
+    if (seeded && (!sa || !sb || strcmp(sa, sb)))
+        return sq_errorf(err, SQ_ERR_ARG,
+                         "--against: protocol '%s' draws its split from a seed, and the models "
+                         "were trained with different ones (%s and %s)",
+                         pa, sa ? sa : "none", sb ? sb : "none");
+    return SQ_OK;
+}
+
+static void print_table(const sq_eval_result *r, int diff) {
+    printf("%-6s", "K");
+    for (int t = 0; t < SQ_M_PER_K; t++)
+        printf("  %-28s", sq_metric_name((sq_metric)t));
+    printf("\n");
+    for (int i = 0; i < r->n_k; i++) {
+        printf("%-6u", r->k[i]);
+        for (int t = 0; t < SQ_M_PER_K; t++) {
+            char cell[80];
+            sq_cli_stat_cell(cell, sizeof cell, &r->m[i][t], diff);
+            printf("  %-28s", cell);
+        }
+        printf("\n");
+    }
+    char cell[80];
+    sq_cli_stat_cell(cell, sizeof cell, &r->auc, diff);
+    printf("AUC %s", cell);
 }
 
 static void print_text(const sq_eval_result *r, const char *protocol, const sq_eval_opts *o) {
@@ -86,28 +145,14 @@ static void print_text(const sq_eval_result *r, const char *protocol, const sq_e
                           : " over all items",
            o->keep_history ? "kept" : "excluded", o->part == SQ_EVAL_TEST ? "test" : "validation",
            (unsigned long long)r->users, (unsigned long long)r->candidates);
-    printf("%-6s", "K");
-    for (int t = 0; t < SQ_M_PER_K; t++)
-        printf("  %-24s", sq_metric_name((sq_metric)t));
-    printf("\n");
-    for (int i = 0; i < r->n_k; i++) {
-        printf("%-6u", r->k[i]);
-        for (int t = 0; t < SQ_M_PER_K; t++) {
-            char cell[64];
-            snprintf(cell, sizeof cell, "%.4f [%.4f, %.4f]", r->m[i][t].mean, r->m[i][t].lo,
-                     r->m[i][t].hi);
-            printf("  %-24s", cell);
-        }
-        printf("\n");
-    }
-    printf("AUC %.4f [%.4f, %.4f]  (95 %% bootstrap intervals; %.2f s)\n", r->auc.mean, r->auc.lo,
-           r->auc.hi, r->seconds);
+    print_table(r, 0);
+    printf("  (95 %% bootstrap intervals; %.2f s)\n", r->seconds);
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *pos[2];
     int npos = 0, json = 0, keep = 0, quiet = 0;
-    const char *protocol = NULL, *ks = "1,5,10,20", *part = "test";
+    const char *protocol = NULL, *ks = "1,5,10,20", *part = "test", *against = NULL;
     uint64_t sampled = 0, boot = 1000, seed = 42, fold = 0, threads = 0, max_users = 0;
     double test_days = 0, valid_days = 0;
     const sq_opt opts[] = {
@@ -134,6 +179,11 @@ int cmd_eval(int argc, char **argv) {
          "split is drawn with the seed it was trained with)",
          0, 0},
         {"threads", OPT_U64, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"against", OPT_STR, &against, "B.sqm",
+         "also evaluate model B on the same users and print A - B with paired 95% bootstrap "
+         "intervals ('*': the interval excludes 0, a significant difference); B must have been "
+         "trained on the same split",
+         0, 0},
         {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0, 0},
         {"q|quiet", OPT_FLAG, &quiet, NULL, "no progress output", 0, 0},
     };
@@ -172,12 +222,14 @@ int cmd_eval(int argc, char **argv) {
     o.reporter = sq_cli_reporter_init(&cr, quiet || json);
     sq_error err = {0};
     sq_dataset *d = NULL;
-    sq_model *m = NULL;
+    sq_model *m = NULL, *mb = NULL;
     sq_split split = {0};
-    sq_eval_result r, rc_cold;
-    sq_task_eval te;
-    int ret = 1, has_tasks = 0;
-    if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err))
+    sq_eval_result r, rc_cold, rb, rd;
+    sq_task_eval te, teb, ted;
+    sq_eval_acc *ua = NULL, *ub = NULL, *ud = NULL;
+    int ret = 1, has_tasks = 0, both_tasks = 0;
+    if (sq_data_open(&d, pos[1], &err) || sq_model_load(&m, pos[0], d, &err) ||
+        (against && (sq_model_load(&mb, against, d, &err) || same_split(m, mb, &err))))
         goto done;
     const char *trained = sq_config_get(m->cfg, "protocol");
     if (!protocol)
@@ -209,8 +261,31 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     } else if (sq_split_make(d, protocol, (uint32_t)fold, split_seed, &split, &err))
         goto done;
+    if (mb && (!(ua = sq_eval_acc_create(o.k, o.n_k)) || !(ub = sq_eval_acc_create(o.k, o.n_k)))) {
+        sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    o.users_out = ua;
     if (sq_evaluate(m, d, &split, &o, &r, &err))
         goto done;
+    if (mb) { /* B on the same users, and the paired differences */
+        sq_eval_opts ob = o;
+        ob.users_out = ub;
+        sq_eval_stat flat[SQ_EVAL_MAX_K * SQ_M_PER_K];
+        if (sq_evaluate(mb, d, &split, &ob, &rb, &err))
+            goto done;
+        if (!(ud = sq_eval_acc_diff(ua, ub))) {
+            sq_errorf(&err, SQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        rd = r;
+        if (sq_eval_acc_summary(ud, o.bootstrap, o.seed, flat, &rd.auc, &err))
+            goto done;
+        for (int i = 0; i < rd.n_k; i++)
+            for (int t = 0; t < SQ_M_PER_K; t++)
+                rd.m[i][t] = flat[i * SQ_M_PER_K + t];
+        o.users_out = NULL;
+    }
     const int cold = split.item_cold && o.part == SQ_EVAL_TEST && !o.sampled;
     if (cold) {
         sq_eval_opts oc = o;
@@ -221,9 +296,16 @@ int cmd_eval(int argc, char **argv) {
     if ((has_tasks = sq_model_tasks(m, NULL) != 0) &&
         sq_evaluate_tasks(m, d, &split, &o, &te, &err))
         goto done;
+    if ((both_tasks = has_tasks && mb && sq_model_tasks(mb, NULL) != 0) &&
+        (sq_evaluate_tasks(mb, d, &split, &o, &teb, &err) ||
+         sq_evaluate_tasks_diff(m, mb, d, &split, &o, &ted, &err)))
+        goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {
-        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL);
+        print_json(pos[0], &r, protocol, &o, has_tasks ? &te : NULL, d, cold ? &rc_cold : NULL,
+                   mb ? &(against_out){against, &rb, &rd, both_tasks ? &teb : NULL,
+                                       both_tasks ? &ted : NULL}
+                      : NULL);
     } else {
         print_text(&r, protocol, &o);
         if (split.per_target)
@@ -237,7 +319,21 @@ int cmd_eval(int argc, char **argv) {
             print_text(&rc_cold, protocol, &oc);
         }
         if (has_tasks)
-            sq_cli_tasks_print(&te, d);
+            sq_cli_tasks_print(&te, d, 0);
+        if (mb) {
+            printf("\nB = %s, the same users:\n", against);
+            print_table(&rb, 0);
+            printf("\n\nA - B = %s - %s (paired 95 %% bootstrap intervals; * where the "
+                   "interval excludes 0)\n",
+                   pos[0], against);
+            print_table(&rd, 1);
+            printf("\n");
+            if (both_tasks) {
+                printf("\nB's tasks:");
+                sq_cli_tasks_print(&teb, d, 0);
+                sq_cli_tasks_print(&ted, d, 1);
+            }
+        }
     }
     ret = 0;
 done:
@@ -245,6 +341,10 @@ done:
     if (ret)
         sq_cli_fail("eval", &err);
     sq_split_free(&split);
+    sq_eval_acc_free(ua);
+    sq_eval_acc_free(ub);
+    sq_eval_acc_free(ud);
+    sq_model_free(mb);
     sq_model_free(m);
     sq_data_close(d);
     return ret;

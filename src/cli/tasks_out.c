@@ -50,11 +50,26 @@ cJSON *sq_cli_tasks_json(const sq_task_eval *r, const sq_dataset *d) {
     return tasks;
 }
 
-void sq_cli_tasks_print(const sq_task_eval *r, const sq_dataset *d) {
-    printf("\ntasks (the first target of each user; request = its scene and context; 95 %% "
-           "bootstrap intervals; %.2f s)\n",
-           r->seconds);
-    printf("%-16s %-18s %-12s %-26s\n", "task", "metric", "scene", "value [95 % CI]");
+/* "0.1234 [0.1100, 0.1300]", or for a difference signed and starred when the interval excludes
+ * 0: "+0.0123 [+0.0040, +0.0210] *". */
+void sq_cli_stat_cell(char *cell, size_t size, const sq_eval_stat *st, int diff) {
+    if (!diff)
+        snprintf(cell, size, "%.4f [%.4f, %.4f]", st->mean, st->lo, st->hi);
+    else
+        snprintf(cell, size, "%+.4f [%+.4f, %+.4f]%s", st->mean, st->lo, st->hi,
+                 st->lo > 0 || st->hi < 0 ? " *" : "");
+}
+
+void sq_cli_tasks_print(const sq_task_eval *r, const sq_dataset *d, int diff) {
+    if (diff)
+        printf("\ntasks, A - B (paired 95 %% bootstrap intervals; * where the interval excludes "
+               "0)\n");
+    else
+        printf("\ntasks (the first target of each user; request = its scene and context; 95 %% "
+               "bootstrap intervals; %.2f s)\n",
+               r->seconds);
+    printf("%-16s %-18s %-12s %-28s\n", "task", "metric", "scene",
+           diff ? "A - B [95 % CI]" : "value [95 % CI]");
     for (int k = 0; k < SQ_TM_N; k++) {
         sq_task t = sq_task_metric_task((sq_task_metric)k);
         if (!((r->tasks >> t) & 1u))
@@ -63,10 +78,9 @@ void sq_cli_tasks_print(const sq_task_eval *r, const sq_dataset *d) {
             if (!r->n[g] || !isfinite(r->m[g][k].mean))
                 continue;
             const char *scene = g ? sq_data_scene_name(d, g - 1) : "all";
-            char cell[64];
-            snprintf(cell, sizeof cell, "%.4f [%.4f, %.4f]", r->m[g][k].mean, r->m[g][k].lo,
-                     r->m[g][k].hi);
-            printf("%-16s %-18s %-12s %-26s n=%llu\n", sq_task_name(t),
+            char cell[80];
+            sq_cli_stat_cell(cell, sizeof cell, &r->m[g][k], diff);
+            printf("%-16s %-18s %-12s %-28s n=%llu\n", sq_task_name(t),
                    sq_task_metric_name((sq_task_metric)k), scene && *scene ? scene : "(none)", cell,
                    (unsigned long long)r->n[g]);
         }

@@ -1,7 +1,9 @@
 /* evaluate.c — the evaluation driver: for each user with targets, score the sequence before the
  * first target against every item (or a labelled sample), exclude the user's history unless
  * asked to keep it, rank the targets and accumulate the metrics. Users are scored in batches
- * so that models can use matrix products; ranking runs in parallel over a batch. */
+ * so that models can use matrix products; ranking runs in parallel over a batch, and each
+ * user's values enter the accumulator in user order (intervals that do not depend on the
+ * threads, and paired comparisons of two models over the same users). */
 #include "eval/per_target.h"
 #include "seqrec/eval.h"
 #include "seqrec/model.h"
@@ -87,7 +89,9 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
     uint32_t n_pick = o->max_users && o->max_users < n_eval ? o->max_users : n_eval;
     int nth = omp_get_max_threads();
     sq_status rc = SQ_OK;
-    sq_eval_acc **acc = sq_calloc((size_t)nth, sizeof *acc);
+    sq_eval_acc *acc = sq_eval_acc_create(r->k, r->n_k);
+    const size_t width = (size_t)r->n_k * SQ_M_PER_K;
+    double *bvals = sq_mallocn((size_t)B * (width + 1), sizeof *bvals); /* a batch's, AUC last */
     float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
     uint32_t *excl = sq_mallocn((size_t)nth * (max_len + 1), sizeof *excl); /* histories */
@@ -102,16 +106,12 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
     uint32_t *tgts = sq_mallocn((size_t)nth * wl, sizeof *tgts);
     uint64_t cand_all = o->cold_only ? s->n_cold : ni;
     sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : 64u << 20);
-    if (!acc || !scores || !seqs || !excl || (o->sampled && !keep) || !arena || !uid || !tgts ||
+    if (!acc || !bvals || !scores || !seqs || !excl || (o->sampled && !keep) || !arena || !uid ||
+        !tgts ||
         (s->item_cold && (!w_items || !w_beh || !w_ts || !w_scene))) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         goto done;
     }
-    for (int t = 0; t < nth; t++)
-        if (!(acc[t] = sq_eval_acc_create(r->k, r->n_k))) {
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-            goto done;
-        }
     uint64_t n_targets = 0;
     for (uint32_t start = 0; start < n_pick && !rc; start += B) {
         uint32_t nb = n_pick - start < B ? n_pick - start : B;
@@ -145,8 +145,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
         sq_arena_reset(arena);
         if ((rc = sq_model_score(m, seqs, nb, scores, arena, err)))
             break;
-        int bad = 0;
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : n_targets) reduction(| : bad)
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : n_targets)
         for (uint32_t b = 0; b < nb; b++) {
             int t = omp_get_thread_num();
             uint32_t *ex = excl + (size_t)t * (max_len + 1);
@@ -156,7 +155,7 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
             uint32_t last = o->part == SQ_EVAL_TEST ? len : s->valid_end[u];
             const uint32_t *seq = items + off[u];
             float *sc = scores + (size_t)b * ni;
-            double vals[SQ_EVAL_MAX_K * SQ_M_PER_K], auc = 0;
+            double *vals = bvals + (size_t)b * (width + 1), auc = 0;
             uint32_t nex = 0;
             if (!o->keep_history)
                 for (uint32_t p = 0; p < first; p++)
@@ -208,36 +207,32 @@ sq_status sq_evaluate(const sq_model *m, const sq_dataset *d, const sq_split *s,
                 auc = auc_sum / nt;
             }
             n_targets += cold_test ? nt : last - pfirst;
-            if (sq_eval_acc_add(acc[t], vals, auc))
-                bad = 1;
+            vals[width] = auc;
         }
-        if (bad)
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        for (uint32_t b = 0; b < nb && !rc; b++) {
+            const double *v = bvals + (size_t)b * (width + 1);
+            if (sq_eval_acc_add(acc, v, v[width]) ||
+                (o->users_out && sq_eval_acc_add(o->users_out, v, v[width])))
+                rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        }
         sq_report_progress(&o->reporter, "evaluating", start + nb, n_pick, "users");
     }
     if (rc)
         goto done;
-    for (int t = 1; t < nth && !rc; t++)
-        if (sq_eval_acc_merge(acc[0], acc[t]))
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-    if (rc)
-        goto done;
     sq_eval_stat flat[SQ_EVAL_MAX_K * SQ_M_PER_K];
-    rc = sq_eval_acc_summary(acc[0], o->bootstrap, o->seed, flat, &r->auc, err);
+    rc = sq_eval_acc_summary(acc, o->bootstrap, o->seed, flat, &r->auc, err);
     if (rc)
         goto done;
     for (int j = 0; j < r->n_k; j++)
         for (int mt = 0; mt < SQ_M_PER_K; mt++)
             r->m[j][mt] = flat[j * SQ_M_PER_K + mt];
-    r->users = sq_eval_acc_users(acc[0]);
+    r->users = sq_eval_acc_users(acc);
     r->targets = n_targets;
     r->candidates = o->sampled ? o->sampled + 1 : cand_all;
     r->seconds = sq_now() - t0;
 done:
-    if (acc)
-        for (int t = 0; t < nth; t++)
-            sq_eval_acc_free(acc[t]);
-    sq_free(acc);
+    sq_eval_acc_free(acc);
+    sq_free(bvals);
     sq_free(scores);
     sq_free(seqs);
     sq_free(excl);

@@ -178,16 +178,18 @@ sq_status sq_eval_acc_add(sq_eval_acc *a, const double *values, double auc) {
     return SQ_OK;
 }
 
-sq_status sq_eval_acc_merge(sq_eval_acc *into, const sq_eval_acc *from) {
-    if (into->width != from->width)
-        return SQ_ERR_ARG;
-    for (size_t i = 0; i < from->n; i++) {
-        const double *row = from->v + i * from->width;
-        sq_status rc = sq_eval_acc_add(into, row, row[from->width - 1]);
-        if (rc)
-            return rc;
+sq_eval_acc *sq_eval_acc_diff(const sq_eval_acc *a, const sq_eval_acc *b) {
+    if (a->n != b->n || a->n_k != b->n_k || memcmp(a->k, b->k, (size_t)a->n_k * sizeof *a->k))
+        return NULL;
+    sq_eval_acc *d = sq_eval_acc_create(a->k, a->n_k);
+    if (!d || !(d->v = sq_mallocn(a->n ? a->n * a->width : 1, sizeof *d->v))) {
+        sq_eval_acc_free(d);
+        return NULL;
     }
-    return SQ_OK;
+    for (size_t i = 0; i < a->n * a->width; i++)
+        d->v[i] = a->v[i] - b->v[i];
+    d->n = d->cap = a->n;
+    return d;
 }
 
 size_t sq_eval_acc_users(const sq_eval_acc *a) {

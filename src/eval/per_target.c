@@ -7,8 +7,8 @@
  * events of unseen items (when the split has `seen`); a user who lost none is scored from the
  * dataset's own arrays (with behaviours, times and context), the others from the filtered item
  * ids alone. Predictions are
- * scored in batches of o->batch sequences and ranked in parallel over a batch, each thread
- * into its own accumulator, merged in thread order. */
+ * scored in batches of o->batch sequences and ranked in parallel over a batch; their values
+ * enter the accumulator in prediction order. */
 #include "eval/per_target.h"
 
 #include <omp.h>
@@ -53,17 +53,18 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
     const uint32_t *items = sq_data_items(d), *sess = sq_data_sessions(d);
     const int test = o->part == SQ_EVAL_TEST;
     sq_status rc = SQ_OK;
-    int nth = omp_get_max_threads();
     uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0;
     uint32_t *fil = NULL, *foff = NULL;
     uint8_t *whole = NULL;
     prediction *pred = NULL;
-    sq_eval_acc **acc = sq_calloc((size_t)nth, sizeof *acc);
+    sq_eval_acc *acc = sq_eval_acc_create(r->k, r->n_k);
+    const size_t width = (size_t)r->n_k * SQ_M_PER_K;
+    double *bvals = sq_mallocn((size_t)B * (width + 1), sizeof *bvals); /* a batch's, AUC last */
     float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
     uint8_t *has = NULL;
     sq_arena *arena = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : 64u << 20);
-    if (!users || !acc || !scores || !seqs || !arena) {
+    if (!users || !acc || !bvals || !scores || !seqs || !arena) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -118,11 +119,6 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
                        test ? "test" : "validation");
         goto done;
     }
-    for (int t = 0; t < nth; t++)
-        if (!(acc[t] = sq_eval_acc_create(r->k, r->n_k))) {
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-            goto done;
-        }
     for (uint64_t start = 0; start < np && !rc; start += B) {
         uint32_t nb = np - start < B ? (uint32_t)(np - start) : B;
         for (uint32_t b = 0; b < nb; b++) {
@@ -135,29 +131,26 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
         sq_arena_reset(arena);
         if ((rc = sq_model_score(m, seqs, nb, scores, arena, err)))
             break;
-        int bad = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(| : bad)
+#pragma omp parallel for schedule(dynamic, 16)
         for (uint32_t b = 0; b < nb; b++) {
             const prediction *q = &pred[start + b];
             uint32_t target = fil[foff[q->c] + q->pos];
             uint64_t h, ties;
-            double vals[SQ_EVAL_MAX_K * SQ_M_PER_K], auc;
+            double *vals = bvals + (size_t)b * (width + 1);
             sq_eval_rank(scores + (size_t)b * ni, ni, target, NULL, 0, &h, &ties);
-            sq_eval_single(h, ties, ni, r->k, r->n_k, vals, &auc);
-            if (sq_eval_acc_add(acc[omp_get_thread_num()], vals, auc))
-                bad = 1;
+            sq_eval_single(h, ties, ni, r->k, r->n_k, vals, &vals[width]);
         }
-        for (uint32_t b = 0; b < nb; b++)
+        for (uint32_t b = 0; b < nb && !rc; b++) {
+            const double *v = bvals + (size_t)b * (width + 1);
             has[pred[start + b].c] = 1;
-        if (bad)
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+            if (sq_eval_acc_add(acc, v, v[width]) ||
+                (o->users_out && sq_eval_acc_add(o->users_out, v, v[width])))
+                rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        }
         sq_report_progress(&o->reporter, "evaluating", start + nb, np, "predictions");
     }
-    for (int t = 1; t < nth && !rc; t++)
-        if (sq_eval_acc_merge(acc[0], acc[t]))
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
     sq_eval_stat flat[SQ_EVAL_MAX_K * SQ_M_PER_K];
-    if (rc || (rc = sq_eval_acc_summary(acc[0], o->bootstrap, o->seed, flat, &r->auc, err)))
+    if (rc || (rc = sq_eval_acc_summary(acc, o->bootstrap, o->seed, flat, &r->auc, err)))
         goto done;
     for (int j = 0; j < r->n_k; j++)
         for (int mt = 0; mt < SQ_M_PER_K; mt++)
@@ -168,10 +161,8 @@ sq_status sq_eval_per_target(const sq_model *m, const sq_dataset *d, const sq_sp
     r->candidates = ni;
     r->seconds = sq_now() - t0;
 done:
-    if (acc)
-        for (int t = 0; t < nth; t++)
-            sq_eval_acc_free(acc[t]);
-    sq_free(acc);
+    sq_eval_acc_free(acc);
+    sq_free(bvals);
     sq_free(scores);
     sq_free(seqs);
     sq_free(users);

@@ -23,4 +23,12 @@ sq_status sq_task_group_stats(const sq_task_sample *s, const uint32_t *idx, size
                               uint32_t n_beh, uint32_t rounds, uint64_t seed, sq_eval_stat *out,
                               sq_error *err);
 
+/* The same for two models' samples of the same events (sb[i] is s[i]'s event as the other model
+ * predicted it): each metric of s minus that of sb, the point difference and the percentiles
+ * of its bootstrap resamples, both models resampled alike (a paired interval). sb NULL: as
+ * sq_task_group_stats. */
+sq_status sq_task_group_diff(const sq_task_sample *s, const sq_task_sample *sb,
+                             const uint32_t *idx, size_t n, uint32_t n_beh, uint32_t rounds,
+                             uint64_t seed, sq_eval_stat *out, sq_error *err);
+
 #endif

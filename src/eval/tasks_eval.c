@@ -158,53 +158,83 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-sq_status sq_task_group_stats(const sq_task_sample *s, const uint32_t *idx, size_t n,
-                              uint32_t n_beh, uint32_t rounds, uint64_t seed, sq_eval_stat *out,
-                              sq_error *err) {
-    uint32_t *ord[3] = {NULL, NULL, NULL};
-    size_t nord[3] = {0, 0, 0};
-    double *w = sq_calloc(n ? n : 1, sizeof *w); /* multiplicities of the group's sq_task_samples */
-    double *vals = rounds ? sq_mallocn((size_t)rounds * SQ_TM_N, sizeof *vals) : NULL;
-    double *col = rounds ? sq_mallocn(rounds, sizeof *col) : NULL;
-    sq_task_sample *g =
-        sq_mallocn(n ? n : 1, sizeof *g); /* the group's sq_task_samples, contiguous */
-    uint32_t *id = sq_mallocn(n ? n : 1, sizeof *id);
-    sq_status rc = SQ_OK;
-    if (!w || !g || !id || (rounds && (!vals || !col))) {
-        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+/* One model's samples of a group, contiguous, and their AUC orders. */
+typedef struct {
+    sq_task_sample *g;
+    uint32_t *ord[3];
+    size_t nord[3];
+} group_view;
+
+static void view_free(group_view *v) {
+    sq_free(v->g);
+    for (int k = 0; k < 3; k++)
+        sq_free(v->ord[k]);
+}
+
+static sq_status view_init(group_view *v, const sq_task_sample *s, const uint32_t *idx, size_t n,
+                           sq_error *err) {
+    memset(v, 0, sizeof *v);
+    if (!(v->g = sq_mallocn(n ? n : 1, sizeof *v->g)))
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < n; k++)
-        g[k] = s[idx[k]], id[k] = (uint32_t)k;
+        v->g[k] = s[idx[k]];
     for (int k = 0; k < 3; k++) {
-        if (!(ord[k] = sq_mallocn(n ? n : 1, sizeof *ord[k]))) {
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-            goto done;
-        }
         keyed *kv = sq_mallocn(n ? n : 1, sizeof *kv);
-        if (!kv) {
-            rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-            goto done;
+        if (!kv || !(v->ord[k] = sq_mallocn(n ? n : 1, sizeof *v->ord[k]))) {
+            sq_free(kv);
+            return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         }
         for (size_t j = 0; j < n; j++) {
-            float v = score_of(&g[j], k);
-            if (isfinite(v) && (k != 1 || g[j].click))
-                kv[nord[k]++] = (keyed){v, (uint32_t)j};
+            float x = score_of(&v->g[j], k);
+            if (isfinite(x) && (k != 1 || v->g[j].click))
+                kv[v->nord[k]++] = (keyed){x, (uint32_t)j};
         }
-        qsort(kv, nord[k], sizeof *kv, cmp_keyed);
-        for (size_t j = 0; j < nord[k]; j++)
-            ord[k][j] = kv[j].j;
+        qsort(kv, v->nord[k], sizeof *kv, cmp_keyed);
+        for (size_t j = 0; j < v->nord[k]; j++)
+            v->ord[k][j] = kv[j].j;
         sq_free(kv);
     }
+    return SQ_OK;
+}
+
+/* The metrics of a (with b: a's minus b's, the same samples weighted alike) into out. */
+static void view_metrics(const group_view *a, const group_view *b, const uint32_t *id, size_t n,
+                         const double *w, uint32_t n_beh, double *out) {
+    metrics(a->g, id, n, w, a->ord, a->nord, n_beh, out);
+    if (!b)
+        return;
+    double ob[SQ_TM_N];
+    metrics(b->g, id, n, w, b->ord, b->nord, n_beh, ob);
+    for (int t = 0; t < SQ_TM_N; t++)
+        out[t] -= ob[t];
+}
+
+sq_status sq_task_group_diff(const sq_task_sample *s, const sq_task_sample *sb,
+                             const uint32_t *idx, size_t n, uint32_t n_beh, uint32_t rounds,
+                             uint64_t seed, sq_eval_stat *out, sq_error *err) {
+    group_view va = {0}, vb = {0};
+    double *w = sq_calloc(n ? n : 1, sizeof *w); /* multiplicities of the group's samples */
+    double *vals = rounds ? sq_mallocn((size_t)rounds * SQ_TM_N, sizeof *vals) : NULL;
+    double *col = rounds ? sq_mallocn(rounds, sizeof *col) : NULL;
+    uint32_t *id = sq_mallocn(n ? n : 1, sizeof *id);
+    sq_status rc = view_init(&va, s, idx, n, err);
+    if (!rc && sb)
+        rc = view_init(&vb, sb, idx, n, err);
+    if (!rc && (!w || !id || (rounds && (!vals || !col))))
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    if (rc)
+        goto done;
+    for (size_t k = 0; k < n; k++)
+        id[k] = (uint32_t)k;
     double point[SQ_TM_N];
-    metrics(g, id, n, NULL, ord, nord, n_beh, point);
+    view_metrics(&va, sb ? &vb : NULL, id, n, NULL, n_beh, point);
     sq_rng rng;
     sq_rng_seed(&rng, seed);
     for (uint32_t r = 0; r < rounds; r++) {
         memset(w, 0, n * sizeof *w);
         for (size_t k = 0; k < n; k++)
             w[sq_rng_below(&rng, (uint32_t)n)] += 1.0;
-        metrics(g, id, n, w, ord, nord, n_beh, vals + (size_t)r * SQ_TM_N);
+        view_metrics(&va, sb ? &vb : NULL, id, n, w, n_beh, vals + (size_t)r * SQ_TM_N);
     }
     for (int t = 0; t < SQ_TM_N; t++) {
         out[t].mean = point[t];
@@ -222,41 +252,30 @@ sq_status sq_task_group_stats(const sq_task_sample *s, const uint32_t *idx, size
         out[t].hi = col[(size_t)(0.975 * (double)(m - 1) + 0.5)];
     }
 done:
-    for (int k = 0; k < 3; k++)
-        sq_free(ord[k]);
+    view_free(&va);
+    view_free(&vb);
     sq_free(w);
     sq_free(vals);
     sq_free(col);
-    sq_free(g);
     sq_free(id);
     return rc;
 }
 
+sq_status sq_task_group_stats(const sq_task_sample *s, const uint32_t *idx, size_t n,
+                              uint32_t n_beh, uint32_t rounds, uint64_t seed, sq_eval_stat *out,
+                              sq_error *err) {
+    return sq_task_group_diff(s, NULL, idx, n, n_beh, rounds, seed, out, err);
+}
+
 /* ========================================= Driver ========================================== */
 
-sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_split *s,
-                            const sq_eval_opts *o, sq_task_eval *r, sq_error *err) {
-    double t0 = sq_now();
-    memset(r, 0, sizeof *r);
-    sq_task_labels lab;
-    unsigned tasks = sq_model_tasks(m, &lab);
-    if (!tasks)
-        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
-                         m->ops->name);
-    r->tasks = tasks;
-    const sq_data_info *info = sq_data_info_of(d);
-    const uint32_t nu = info->n_users, ni = info->n_items, n_ctx = info->n_ctx;
-    const uint32_t ns =
-        info->n_scenes < SQ_TASK_EVAL_MAX_SCENES ? info->n_scenes : SQ_TASK_EVAL_MAX_SCENES;
-    r->groups = 1 + ns;
+/* The evaluated users: those with a target in the part and an event before it (an even spread
+ * of o->max_users of them). users has room for every user; returns how many. */
+static uint32_t task_users(const sq_dataset *d, const sq_split *s, const sq_eval_opts *o,
+                           uint32_t *users) {
+    const uint32_t nu = sq_data_info_of(d)->n_users;
     const uint64_t *off = sq_data_offsets(d);
-    const uint32_t *items = sq_data_items(d), *ctx = sq_data_context(d);
-    const uint8_t *beh = sq_data_behaviours(d);
-    const uint16_t *scn = sq_data_scenes(d);
-    const float *val = sq_data_values(d);
-    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users), n_eval = 0;
-    if (!users)
-        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    uint32_t n_eval = 0;
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t len = (uint32_t)(off[u + 1] - off[u]);
         uint32_t first = o->part == SQ_EVAL_TEST ? s->valid_end[u] : s->train_end[u];
@@ -269,23 +288,34 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
             users[i] = users[(uint64_t)i * n_eval / o->max_users];
         n_eval = o->max_users;
     }
+    return n_eval;
+}
+
+/* m's predictions for the first target of each of users[0..n_eval), one sample each. */
+static sq_status collect(const sq_model *m, const sq_dataset *d, const sq_split *s,
+                         const sq_eval_opts *o, const uint32_t *users, uint32_t n_eval,
+                         sq_task_sample *smp, sq_error *err) {
+    sq_task_labels lab;
+    const unsigned tasks = sq_model_tasks(m, &lab);
+    const sq_data_info *info = sq_data_info_of(d);
+    const uint32_t ni = info->n_items, n_ctx = info->n_ctx;
+    const uint32_t ns =
+        info->n_scenes < SQ_TASK_EVAL_MAX_SCENES ? info->n_scenes : SQ_TASK_EVAL_MAX_SCENES;
+    const uint64_t *off = sq_data_offsets(d);
+    const uint32_t *items = sq_data_items(d), *ctx = sq_data_context(d);
+    const uint8_t *beh = sq_data_behaviours(d);
+    const uint16_t *scn = sq_data_scenes(d);
+    const float *val = sq_data_values(d);
     sq_status rc = SQ_OK;
     const uint32_t B = 256;
-    sq_task_sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
     sq_seq *seqs = sq_mallocn(B, sizeof *seqs);
     uint32_t *cand = sq_mallocn(B, sizeof *cand);
     uint16_t *rscene = sq_mallocn(B, sizeof *rscene);
     sq_task_pred *pred = sq_mallocn(B, sizeof *pred);
     float *scores = sq_mallocn((size_t)B * ni, sizeof *scores);
-    uint32_t *idx = sq_mallocn(n_eval ? n_eval : 1, sizeof *idx);
     sq_arena *a = sq_arena_create(m->ops->scratch ? m->ops->scratch(m, B, 0) : 64u << 20);
-    if (!smp || !seqs || !cand || !rscene || !pred || !scores || !idx || !a) {
+    if (!seqs || !cand || !rscene || !pred || !scores || !a) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (n_eval == 0) {
-        rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has a %s target in this split",
-                       o->part == SQ_EVAL_TEST ? "test" : "validation");
         goto done;
     }
     for (uint32_t start = 0; start < n_eval && !rc; start += B) {
@@ -338,25 +368,80 @@ sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_spl
         }
         sq_report_progress(&o->reporter, "evaluating tasks", start + nb, n_eval, "users");
     }
+done:
+    sq_free(seqs);
+    sq_free(cand);
+    sq_free(rscene);
+    sq_free(pred);
+    sq_free(scores);
+    sq_arena_free(a);
+    return rc;
+}
+
+/* Both evaluations: b NULL, a's metrics; else a's minus b's over the same samples. */
+static sq_status evaluate_tasks(const sq_model *m, const sq_model *mb, const sq_dataset *d,
+                                const sq_split *s, const sq_eval_opts *o, sq_task_eval *r,
+                                sq_error *err) {
+    double t0 = sq_now();
+    memset(r, 0, sizeof *r);
+    unsigned tasks = sq_model_tasks(m, NULL);
+    if (!tasks)
+        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
+                         m->ops->name);
+    if (mb && !sq_model_tasks(mb, NULL))
+        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
+                         mb->ops->name);
+    r->tasks = mb ? tasks & sq_model_tasks(mb, NULL) : tasks; /* a difference: tasks of both */
+    const sq_data_info *info = sq_data_info_of(d);
+    const uint32_t nu = info->n_users;
+    const uint32_t ns =
+        info->n_scenes < SQ_TASK_EVAL_MAX_SCENES ? info->n_scenes : SQ_TASK_EVAL_MAX_SCENES;
+    r->groups = 1 + ns;
+    uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users);
+    if (!users)
+        return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+    const uint32_t n_eval = task_users(d, s, o, users);
+    sq_status rc = SQ_OK;
+    sq_task_sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
+    sq_task_sample *smb = mb ? sq_mallocn(n_eval ? n_eval : 1, sizeof *smb) : NULL;
+    uint32_t *idx = sq_mallocn(n_eval ? n_eval : 1, sizeof *idx);
+    if (!smp || !idx || (mb && !smb)) {
+        rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (n_eval == 0) {
+        rc = sq_errorf(err, SQ_ERR_EMPTY, "no user has a %s target in this split",
+                       o->part == SQ_EVAL_TEST ? "test" : "validation");
+        goto done;
+    }
+    if ((rc = collect(m, d, s, o, users, n_eval, smp, err)) ||
+        (mb && (rc = collect(mb, d, s, o, users, n_eval, smb, err))))
+        goto done;
     for (uint32_t g = 0; g < r->groups && !rc; g++) {
         size_t n = 0;
         for (uint32_t i = 0; i < n_eval; i++)
             if (g == 0 || smp[i].group == g)
                 idx[n++] = i;
         r->n[g] = n;
-        rc = sq_task_group_stats(smp, idx, n, info->n_behaviours, o->bootstrap, o->seed + g,
-                                 r->m[g], err);
+        rc = sq_task_group_diff(smp, smb, idx, n, info->n_behaviours, o->bootstrap, o->seed + g,
+                                r->m[g], err);
     }
     r->seconds = sq_now() - t0;
 done:
     sq_free(users);
     sq_free(smp);
-    sq_free(seqs);
-    sq_free(cand);
-    sq_free(rscene);
-    sq_free(pred);
-    sq_free(scores);
+    sq_free(smb);
     sq_free(idx);
-    sq_arena_free(a);
     return rc;
+}
+
+sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_split *s,
+                            const sq_eval_opts *o, sq_task_eval *r, sq_error *err) {
+    return evaluate_tasks(m, NULL, d, s, o, r, err);
+}
+
+sq_status sq_evaluate_tasks_diff(const sq_model *a, const sq_model *b, const sq_dataset *d,
+                                 const sq_split *s, const sq_eval_opts *o, sq_task_eval *r,
+                                 sq_error *err) {
+    return evaluate_tasks(a, b, d, s, o, r, err);
 }

@@ -3,7 +3,8 @@
 # command's --help; recommend never returns the user's own history and shows p = σ(score) for
 # an embedding model; cosine scores lie in [-1, 1] in order and are refused for a model without
 # vectors; tune tries every combination, ranks by validation NDCG@10, survives a failing trial,
-# saves a best model that eval accepts, and fails cleanly when every trial fails.
+# saves a best model that eval accepts, and fails cleanly when every trial fails; eval
+# --against compares two models user by user with paired intervals.
 set -euo pipefail
 BIN=${SEQREC_BIN:?}
 T=$(mktemp -d)
@@ -100,6 +101,34 @@ rows = [l.split() for l in open('$T/table').read().splitlines()[1:]]
 nd = [float(r[2]) for r in rows]
 assert len(nd) == 2 and nd == sorted(nd, reverse=True), nd
 " || fail "tune table order"
+
+# eval --against: B on the same users, A - B with paired intervals; a model against itself is
+# exactly 0; SASRec beats popularity significantly on the planted log; another split refused
+$BIN eval -q "$T/s.sqm" "$T/g.sqd" --against "$T/p.sqm" --bootstrap 300 --json > "$T/vs.json"
+$BIN eval -q "$T/s.sqm" "$T/g.sqd" --bootstrap 300 --json > "$T/a.json"
+$BIN eval -q "$T/p.sqm" "$T/g.sqd" --bootstrap 300 --json > "$T/b.json"
+$BIN eval -q "$T/s.sqm" "$T/g.sqd" --against "$T/s.sqm" --bootstrap 300 --json > "$T/self.json"
+py "
+import json
+v, a, b, me = (json.load(open('$T/' + f + '.json')) for f in ('vs', 'a', 'b', 'self'))
+assert v['metrics'] == a['metrics'] and v['against']['metrics'] == b['metrics'], 'own figures'
+assert v['against']['model'].endswith('p.sqm'), v['against']
+for k, x in v['diff']['metrics'].items():
+    assert abs(x - (a['metrics'][k] - b['metrics'][k])) < 1e-9, (k, x)
+    lo, hi = v['diff']['ci95'][k]
+    assert lo <= x + 1e-12 and x <= hi + 1e-12, (k, lo, x, hi)
+assert v['diff']['ci95']['ndcg@10'][0] > 0, v['diff']  # SASRec ahead, significantly
+for k, x in me['diff']['metrics'].items():
+    assert x == 0 and me['diff']['ci95'][k] == [0, 0], (k, x)
+" || fail "eval --against: $(cat "$T/vs.json")"
+$BIN eval -q "$T/s.sqm" "$T/g.sqd" --against "$T/p.sqm" --bootstrap 100 > "$T/vs.txt"
+grep -q "^A - B = .*s.sqm - .*p.sqm" "$T/vs.txt" || fail "eval --against text: $(cat "$T/vs.txt")"
+grep -q " \*" "$T/vs.txt" || fail "eval --against marks no significant difference"
+$BIN train -q "$T/g.sqd" --model pop --protocol temporal -o "$T/pt.sqm"
+if $BIN eval -q "$T/s.sqm" "$T/g.sqd" --against "$T/pt.sqm" 2> "$T/err" > /dev/null; then
+  fail "eval --against a model of another split accepted"
+fi
+grep -q "different protocols ('loo' and 'temporal')" "$T/err" || fail "--against message: $(cat "$T/err")"
 
 # a failing trial is reported and the others still run; all failing is an error
 $BIN tune -q "$T/g.sqd" --model sasrec "${SMALL[@]}" --grid hidden=16,abc --json > "$T/mixed"

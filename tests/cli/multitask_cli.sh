@@ -56,6 +56,20 @@ $BIN train -q "$T/g.sqd" --model sasrec --tasks buy --set epochs=2 --set hidden=
   --set maxlen=10 --json -o "$T/b.sqm" > "$T/b.json"
 [ "$(json_get "['epochs']" < "$T/b.json")" = 2 ] || fail "tasks=buy training"
 
+# eval --against: the task differences are over the tasks both models have (buy), each A - B
+$BIN eval -q "$T/m.sqm" "$T/g.sqd" --against "$T/b.sqm" --bootstrap 100 --json > "$T/vs.json"
+python3 - "$T/vs.json" <<'PY' || fail "eval --against tasks: $(cat "$T/vs.json")"
+import json, sys
+v = json.load(open(sys.argv[1]))
+d = v["diff"]["tasks"]
+assert set(d) == {"buy"}, set(d)
+for k in ("auc", "cvr_auc", "logloss"):
+    want = v["tasks"]["buy"][k] - v["against"]["tasks"]["buy"][k]
+    assert abs(d["buy"][k] - want) < 1e-9, (k, d["buy"][k], want)
+    lo, hi = d["buy"]["ci95"][k]
+    assert lo <= d["buy"][k] + 1e-12 <= hi + 2e-12, (k, lo, hi)
+PY
+
 # bad task list, impossible task: clear message, non-zero exit, no file
 if $BIN train -q "$T/g.sqd" --model sasrec --tasks next_item,clicks -o "$T/x.sqm" 2> "$T/err"; then
   fail "unknown task accepted"

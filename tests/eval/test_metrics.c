@@ -139,7 +139,8 @@ static void test_accumulator(void **state) {
     sq_eval_acc *b = sq_eval_acc_create(k, 1);
     for (int i = 0; i < 50; i++)
         sq_eval_acc_add(b, hit, 0.7);
-    assert_int_equal(sq_eval_acc_merge(b, a), SQ_OK);
+    sq_eval_acc_add(b, hit, 1.0);
+    sq_eval_acc_add(b, miss, 0.0);
     assert_int_equal(sq_eval_acc_users(b), 52);
     assert_int_equal(sq_eval_acc_summary(b, 500, 7, st, &auc, &err), SQ_OK);
     NEAR(st[SQ_M_HR].mean, 51.0 / 52);
@@ -151,6 +152,48 @@ static void test_accumulator(void **state) {
     sq_eval_acc_free(b);
     assert_null(sq_eval_acc_create(k, 0));
     assert_null(sq_eval_acc_create(k, SQ_EVAL_MAX_K + 1));
+}
+
+/* Paired differences: a − b user by user; the interval of their mean. */
+static void test_accumulator_diff(void **state) {
+    (void)state;
+    const uint32_t k[] = {10}, k5[] = {5};
+    sq_eval_acc *a = sq_eval_acc_create(k, 1), *b = sq_eval_acc_create(k, 1);
+    double hit[SQ_M_PER_K] = {1, 0.5, 0.25, 0.1, 1}, miss[SQ_M_PER_K] = {0};
+    /* users: a hit, hit, miss, hit; b miss, hit, miss, miss */
+    sq_eval_acc_add(a, hit, 0.9), sq_eval_acc_add(b, miss, 0.4);
+    sq_eval_acc_add(a, hit, 0.8), sq_eval_acc_add(b, hit, 0.8);
+    sq_eval_acc_add(a, miss, 0.2), sq_eval_acc_add(b, miss, 0.3);
+    sq_eval_acc_add(a, hit, 0.7), sq_eval_acc_add(b, miss, 0.2);
+    sq_eval_acc *d = sq_eval_acc_diff(a, b);
+    assert_non_null(d);
+    assert_int_equal(sq_eval_acc_users(d), 4);
+    sq_eval_stat st[SQ_M_PER_K], auc;
+    sq_error err = {0};
+    assert_int_equal(sq_eval_acc_summary(d, 2000, 3, st, &auc, &err), SQ_OK);
+    NEAR(st[SQ_M_HR].mean, 0.5);     /* (1 + 0 + 0 + 1) / 4 */
+    NEAR(st[SQ_M_NDCG].mean, 0.25);  /* 0.5 × the same */
+    NEAR(auc.mean, (0.5 + 0.0 - 0.1 + 0.5) / 4);
+    /* differences 1, 0, 0, 1: resampled means k/4, k ~ Binomial(4, 1/2): P(0) = P(4) = 1/16 >
+     * 2.5 %, so the 95 % interval is [0, 1] */
+    NEAR(st[SQ_M_HR].lo, 0);
+    NEAR(st[SQ_M_HR].hi, 1);
+    sq_eval_acc_free(d);
+    /* a model against itself: exactly 0, no spread */
+    d = sq_eval_acc_diff(a, a);
+    assert_int_equal(sq_eval_acc_summary(d, 500, 3, st, &auc, &err), SQ_OK);
+    assert_true(st[SQ_M_NDCG].mean == 0 && st[SQ_M_NDCG].lo == 0 && st[SQ_M_NDCG].hi == 0);
+    sq_eval_acc_free(d);
+    /* other users or other K: no pairing */
+    sq_eval_acc_add(b, hit, 1.0);
+    assert_null(sq_eval_acc_diff(a, b));
+    sq_eval_acc *c = sq_eval_acc_create(k5, 1);
+    for (int i = 0; i < 4; i++)
+        sq_eval_acc_add(c, hit, 1.0);
+    assert_null(sq_eval_acc_diff(a, c));
+    sq_eval_acc_free(a);
+    sq_eval_acc_free(b);
+    sq_eval_acc_free(c);
 }
 
 /* sq_topk against a reference that sorts everything: (score desc, id asc) without NaN and the
@@ -219,6 +262,7 @@ int main(void) {
         cmocka_unit_test(test_rank),   cmocka_unit_test(test_rank_long_exclusion),
         cmocka_unit_test(test_single), cmocka_unit_test(test_constant_model_is_random),
         cmocka_unit_test(test_multi),  cmocka_unit_test(test_accumulator),
+        cmocka_unit_test(test_accumulator_diff),
         cmocka_unit_test(test_topk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,12 @@
 /* test_task_metrics.c — the per-task metrics (eval/task_metrics.h) against values computed by
- * hand for five samples, undefined metrics as NaN, and the bootstrap intervals. */
+ * hand for five samples, undefined metrics as NaN, the bootstrap intervals, and two models'
+ * paired differences. */
 #include "testutil.h"
 
 #include "eval/task_metrics.h"
 
 #include <math.h>
+#include <string.h>
 
 /*        beh pred click buy value pred_value  ctr  cvr  ctcvr  ndcg  hr  group */
 static const sq_task_sample S5[5] = {
@@ -92,11 +94,60 @@ static void test_bootstrap(void **state) {
     assert_true(a[SQ_TM_BEH_ACC].lo >= 0 && a[SQ_TM_BEH_ACC].hi <= 1);
 }
 
+/* Paired differences: a model against itself is 0 with no spread; against another, every point
+ * difference is the difference of the two models' points (CTR AUC by hand: S5's is 5/6, the
+ * other's, with sample 0's pCTR raised above every other, 1/2), and the paired interval of a
+ * small change is narrower than either model's own interval. */
+static void test_paired_diff(void **state) {
+    (void)state;
+    sq_eval_stat d[SQ_TM_N], a[SQ_TM_N], b[SQ_TM_N];
+    sq_error err = {0};
+    assert_int_equal(sq_task_group_diff(S5, S5, ALL, 5, 3, 200, 4, d, &err), SQ_OK);
+    for (int k = 0; k < SQ_TM_N; k++)
+        if (k != SQ_TM_CVR_AUC && k != SQ_TM_VAL_RMSE) /* defined ones */
+            assert_true(d[k].mean == 0 && d[k].lo == 0 && d[k].hi == 0);
+    sq_task_sample o[5];
+    memcpy(o, S5, sizeof o);
+    o[0].ctr = 0.95f; /* the one non-click now scores highest */
+    o[2].pred_beh = 0;
+    assert_int_equal(sq_task_group_diff(S5, o, ALL, 5, 3, 0, 4, d, &err), SQ_OK);
+    assert_int_equal(sq_task_group_stats(S5, ALL, 5, 3, 0, 4, a, &err), SQ_OK);
+    assert_int_equal(sq_task_group_stats(o, ALL, 5, 3, 0, 4, b, &err), SQ_OK);
+    for (int k = 0; k < SQ_TM_N; k++)
+        if (isfinite(a[k].mean) && isfinite(b[k].mean))
+            assert_true(fabs(d[k].mean - (a[k].mean - b[k].mean)) < 1e-12);
+    /* CTR: clicks 1, 2, 4 (0.6, 0.8, 0.6) against non-clicks 0, 3. S5: 0 (0.1) below all three,
+     * 3 (0.6) ties 1 and 4 and is below 2: (3 + 2) / 6. Other: 0 (0.95) above all: (0 + 2) / 6 */
+    assert_float_equal(a[SQ_TM_CTR_AUC].mean, 5.0 / 6, 1e-12);
+    assert_float_equal(d[SQ_TM_CTR_AUC].mean, 5.0 / 6 - 2.0 / 6, 1e-12);
+    assert_float_equal(d[SQ_TM_BEH_ACC].mean, 0.2, 1e-12); /* sample 2 no longer right */
+    /* a small change over many samples: the pair moves together */
+    enum { N = 600 };
+    static sq_task_sample x[N], y[N];
+    static uint32_t idx[N];
+    for (int i = 0; i < N; i++) {
+        int pos = i % 4 == 0;
+        float v = (float)((i * 37 % 100) / 100.0 + 0.4 * pos) / 1.4f;
+        x[i] = (sq_task_sample){0, 0, (uint8_t)pos, 0, NAN, NAN, v, NAN, NAN, NAN, NAN, 1};
+        y[i] = x[i];
+        y[i].ctr = v + (i % 7 == 0 ? 0.05f : 0.0f);
+        idx[i] = (uint32_t)i;
+    }
+    assert_int_equal(sq_task_group_diff(x, y, idx, N, 1, 300, 5, d, &err), SQ_OK);
+    assert_int_equal(sq_task_group_stats(x, idx, N, 1, 300, 5, a, &err), SQ_OK);
+    const double paired = d[SQ_TM_CTR_AUC].hi - d[SQ_TM_CTR_AUC].lo,
+                 own = a[SQ_TM_CTR_AUC].hi - a[SQ_TM_CTR_AUC].lo;
+    assert_true(d[SQ_TM_CTR_AUC].lo <= d[SQ_TM_CTR_AUC].mean &&
+                d[SQ_TM_CTR_AUC].mean <= d[SQ_TM_CTR_AUC].hi);
+    assert_true(paired > 0 && paired < own / 3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_values),
         cmocka_unit_test(test_undefined),
         cmocka_unit_test(test_bootstrap),
+        cmocka_unit_test(test_paired_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
