@@ -13,8 +13,10 @@
 #   bench/multitask.sh [--sets "gen ml-100k taobao"] [--events N] [--epochs E] [--threads 2]
 #                      [--out DIR] [--models "single:buy mmoe ..."] [--set key=value]...
 #
-# --models keeps only the named rows (oracle, single:TASK, shared_bottom, mmoe, ple), so that a
-# long run can be split over several processes sharing --out (generate the set once first).
+# --models keeps only the named rows (oracle, single:TASK, shared_bottom, mmoe, ple, and
+# `paired`: the table of each multi-task model against each single-task one, A − B with
+# paired intervals, from the model files in --out), so that a long run can be split over
+# several processes sharing --out (generate the set once first).
 #
 # A benchmark, not a test: minutes to hours on 2 cores depending on --events.
 set -euo pipefail
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --set) EXTRA+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "multitask.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,6 +85,38 @@ print(f"| {sys.argv[3]} | {sys.argv[4]} | " + " | ".join(cols) +
 PY
 }
 
+# paired SET: each multi-task model against the single-task model of each task it shares with it
+# (`seqrec eval --against`), the same test events: A − B with a paired 95 % interval, * when it
+# excludes 0. Printed after the table, for the models whose files are in --out.
+paired() {
+  local set=$1 sqd="$OUT/$1.sqd"
+  echo
+  echo "| data | multi-task model | against | metric | A − B [paired 95 % CI] |"
+  echo "| --- | --- | --- | --- | --- |"
+  for s in shared_bottom mmoe ple; do
+    for t in next_item next_behaviour click buy value; do
+      local a="$OUT/$set.$s.sqm" b="$OUT/$set.single:$t.sqm"
+      [ -f "$a" ] && [ -f "$b" ] || continue
+      "$BIN" eval -q "$a" "$sqd" --against "$b" --threads "$THREADS" --json --bootstrap 500 \
+        > "$OUT/$set.$s.vs.$t.json"
+      python3 - "$OUT/$set.$s.vs.$t.json" "$set" "$s" "$t" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["diff"]["tasks"]
+task = sys.argv[4]
+for k in {"next_item": ["ndcg@10"], "next_behaviour": ["accuracy", "macro_f1"],
+          "click": ["auc"], "buy": ["auc", "cvr_auc"], "value": ["rmse"]}[task]:
+    x = d.get(task, {})
+    if x.get(k) is None:
+        continue
+    lo, hi = x["ci95"][k]
+    star = " *" if lo > 0 or hi < 0 else ""
+    print(f"| {sys.argv[2]} | {sys.argv[3]} | single:{task} | {task} {k} | "
+          f"{x[k]:+.4f} [{lo:+.4f}, {hi:+.4f}]{star} |")
+PY
+    done
+  done
+}
+
 echo "| data | model | next_item NDCG@10 | next_behaviour accuracy | macro-F1 | click AUC | buy (CTCVR) AUC | CVR AUC | value RMSE | value MAE | majority accuracy | training | command |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for set in $SETS; do
@@ -95,8 +129,9 @@ for set in $SETS; do
           --oracle "$OUT/gen.oracle.tsv" --seed 1 -o "$OUT/gen.csv"
         "$BIN" ingest -q "$OUT/gen.csv" -o "$sqd"
       fi
-      wanted oracle && python3 scripts/gen_ceiling.py --json "$OUT/gen.oracle.tsv" > "$OUT/gen.oracle.json" &&
-      python3 - "$OUT/gen.oracle.json" <<'PY'
+      if wanted oracle; then
+        python3 scripts/gen_ceiling.py --json "$OUT/gen.oracle.tsv" > "$OUT/gen.oracle.json"
+        python3 - "$OUT/gen.oracle.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 f = lambda k: "–" if r.get(k) is None else f"{r[k]:.4f}"
@@ -105,9 +140,11 @@ cols = ["–", f("next_behaviour_accuracy"), f("next_behaviour_macro_f1"), f("cl
 print("| gen | oracle (best achievable) | " + " | ".join(cols) +
       f" | `scripts/gen_ceiling.py gen.oracle.tsv` (n = {r['n']}) |")
 PY
+      fi
       all=next_item,next_behaviour,click,buy
       for t in next_item next_behaviour click buy; do run gen "single:$t" "$t"; done
       for s in shared_bottom mmoe ple; do run gen "$s" "$all" --set sharing=$s; done
+      if wanted paired; then paired gen; fi
       ;;
     ml-100k)
       in="$DATA/ml-100k/ml-100k.inter"
@@ -116,6 +153,7 @@ PY
       run ml-100k "single:next_item" next_item
       run ml-100k "single:value" value
       for s in shared_bottom mmoe ple; do run ml-100k "$s" next_item,value --set sharing=$s; done
+      if wanted paired; then paired ml-100k; fi
       ;;
     taobao)
       in="$DATA/taobao-40k/UserBehavior.csv"
