@@ -74,11 +74,13 @@ ev = json.load(open(sys.argv[2]))
 epochs = [json.loads(l) for l in open(sys.argv[3])] if sys.argv[3] else []
 m, ci = ev["metrics"], ev["ci95"]
 epochs = [e for e in epochs if "epoch" in e]  # fitted models log one summary line
-per = (sum(e["seconds"] for e in epochs) / len(epochs)) if epochs else None
+secs = sorted(e["seconds"] for e in epochs)
+per = secs[len(secs) // 2] if secs else None  # the median epoch, as docs/benchmarks.md says
 def cell(k):
     return f"{m[k]:.4f} [{ci[k][0]:.4f}, {ci[k][1]:.4f}]"
+stop = ", stopped by Ctrl-C" if tr.get("interrupted") else ""
 print(f"| {sys.argv[4]} | {sys.argv[5]} | {cell('ndcg@10')} | {cell('hr@10')} | "
-      f"{m['mrr@10']:.4f} | {tr['seconds']:.1f} s | {tr['epochs']} ({tr.get('best_epoch', 1)}) | "
+      f"{m['mrr@10']:.4f} | {tr['seconds']:.1f} s | {tr['epochs']} ({tr.get('best_epoch', 1)}){stop} | "
       f"{'%.1f' % per if per is not None else '–'} | {tr.get('peak_rss_mib', 0):.0f} MiB | "
       f"`{sys.argv[6]} && seqrec eval m.sqm {sys.argv[4]}.sqd` |")
 PY
