@@ -133,12 +133,14 @@ typedef struct {
 sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_split *s,
                             const sq_eval_opts *o, sq_task_eval *r, sq_error *err);
 
-/* Model a against model b on the same events: every metric of r is a's minus b's, with a paired
+/* Model a against model b on the same events, one prediction pass each: a's metrics into ra,
+ * b's into rb (each as sq_evaluate_tasks gives them), and into diff a's minus b's with a paired
  * 95 % bootstrap interval (both resampled alike; an interval that excludes 0 is a significant
- * difference). r->tasks: the tasks both models have. Errors as sq_evaluate_tasks, for either. */
+ * difference). diff->tasks: the tasks both models have. Errors as sq_evaluate_tasks, for
+ * either. */
 sq_status sq_evaluate_tasks_diff(const sq_model *a, const sq_model *b, const sq_dataset *d,
-                                 const sq_split *s, const sq_eval_opts *o, sq_task_eval *r,
-                                 sq_error *err);
+                                 const sq_split *s, const sq_eval_opts *o, sq_task_eval *ra,
+                                 sq_task_eval *rb, sq_task_eval *diff, sq_error *err);
 
 #ifdef __cplusplus
 }

@@ -293,12 +293,10 @@ int cmd_eval(int argc, char **argv) {
         if (sq_evaluate(m, d, &split, &oc, &rc_cold, &err))
             goto done;
     }
-    if ((has_tasks = sq_model_tasks(m, NULL) != 0) &&
-        sq_evaluate_tasks(m, d, &split, &o, &te, &err))
-        goto done;
-    if ((both_tasks = has_tasks && mb && sq_model_tasks(mb, NULL) != 0) &&
-        (sq_evaluate_tasks(mb, d, &split, &o, &teb, &err) ||
-         sq_evaluate_tasks_diff(m, mb, d, &split, &o, &ted, &err)))
+    has_tasks = sq_model_tasks(m, NULL) != 0;
+    both_tasks = has_tasks && mb && sq_model_tasks(mb, NULL) != 0;
+    if (both_tasks ? sq_evaluate_tasks_diff(m, mb, d, &split, &o, &te, &teb, &ted, &err)
+                   : has_tasks && sq_evaluate_tasks(m, d, &split, &o, &te, &err))
         goto done;
     sq_progress_bar_done(&cr.bar);
     if (json) {

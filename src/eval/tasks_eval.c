@@ -378,34 +378,42 @@ done:
     return rc;
 }
 
-/* Both evaluations: b NULL, a's metrics; else a's minus b's over the same samples. */
+/* m's task metrics into ra; with mb also mb's into rb and m's minus mb's into rd (paired: the
+ * same samples, resampled alike), from one prediction pass per model. */
 static sq_status evaluate_tasks(const sq_model *m, const sq_model *mb, const sq_dataset *d,
-                                const sq_split *s, const sq_eval_opts *o, sq_task_eval *r,
-                                sq_error *err) {
-    double t0 = sq_now();
-    memset(r, 0, sizeof *r);
-    unsigned tasks = sq_model_tasks(m, NULL);
-    if (!tasks)
-        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
-                         m->ops->name);
-    if (mb && !sq_model_tasks(mb, NULL))
-        return sq_errorf(err, SQ_ERR_ARG, "model '%s' has no task heads (train with --tasks)",
-                         mb->ops->name);
-    r->tasks = mb ? tasks & sq_model_tasks(mb, NULL) : tasks; /* a difference: tasks of both */
+                                const sq_split *s, const sq_eval_opts *o, sq_task_eval *ra,
+                                sq_task_eval *rb, sq_task_eval *rd, sq_error *err) {
+    sq_task_eval *const res[3] = {ra, mb ? rb : NULL, mb ? rd : NULL};
+    for (int k = 0; k < 3; k++)
+        if (res[k])
+            memset(res[k], 0, sizeof *res[k]);
+    const sq_model *const mods[2] = {m, mb};
+    for (int k = 0; k < 2; k++)
+        if (mods[k] && !sq_model_tasks(mods[k], NULL))
+            return sq_errorf(err, SQ_ERR_ARG,
+                             "model '%s' has no task heads (train with --tasks)",
+                             mods[k]->ops->name);
     const sq_data_info *info = sq_data_info_of(d);
     const uint32_t nu = info->n_users;
     const uint32_t ns =
         info->n_scenes < SQ_TASK_EVAL_MAX_SCENES ? info->n_scenes : SQ_TASK_EVAL_MAX_SCENES;
-    r->groups = 1 + ns;
+    ra->tasks = sq_model_tasks(m, NULL);
+    if (mb) {
+        rb->tasks = sq_model_tasks(mb, NULL);
+        rd->tasks = ra->tasks & rb->tasks; /* a difference: the tasks of both */
+    }
+    for (int k = 0; k < 3; k++)
+        if (res[k])
+            res[k]->groups = 1 + ns;
     uint32_t *users = sq_mallocn(nu ? nu : 1, sizeof *users);
     if (!users)
         return sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
     const uint32_t n_eval = task_users(d, s, o, users);
     sq_status rc = SQ_OK;
-    sq_task_sample *smp = sq_mallocn(n_eval ? n_eval : 1, sizeof *smp);
-    sq_task_sample *smb = mb ? sq_mallocn(n_eval ? n_eval : 1, sizeof *smb) : NULL;
+    sq_task_sample *smp[2] = {sq_mallocn(n_eval ? n_eval : 1, sizeof **smp),
+                              mb ? sq_mallocn(n_eval ? n_eval : 1, sizeof **smp) : NULL};
     uint32_t *idx = sq_mallocn(n_eval ? n_eval : 1, sizeof *idx);
-    if (!smp || !idx || (mb && !smb)) {
+    if (!smp[0] || !idx || (mb && !smp[1])) {
         rc = sq_errorf(err, SQ_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -414,34 +422,40 @@ static sq_status evaluate_tasks(const sq_model *m, const sq_model *mb, const sq_
                        o->part == SQ_EVAL_TEST ? "test" : "validation");
         goto done;
     }
-    if ((rc = collect(m, d, s, o, users, n_eval, smp, err)) ||
-        (mb && (rc = collect(mb, d, s, o, users, n_eval, smb, err))))
-        goto done;
-    for (uint32_t g = 0; g < r->groups && !rc; g++) {
+    for (int k = 0; k < 2 && !rc; k++) {
+        double t0 = sq_now();
+        if (mods[k] && !(rc = collect(mods[k], d, s, o, users, n_eval, smp[k], err)))
+            res[k]->seconds = sq_now() - t0;
+    }
+    for (uint32_t g = 0; g < 1 + ns && !rc; g++) {
         size_t n = 0;
         for (uint32_t i = 0; i < n_eval; i++)
-            if (g == 0 || smp[i].group == g)
+            if (g == 0 || smp[0][i].group == g)
                 idx[n++] = i;
-        r->n[g] = n;
-        rc = sq_task_group_diff(smp, smb, idx, n, info->n_behaviours, o->bootstrap, o->seed + g,
-                                r->m[g], err);
+        for (int k = 0; k < 3 && !rc; k++) {
+            if (!res[k])
+                continue;
+            res[k]->n[g] = n;
+            rc = sq_task_group_diff(smp[k == 1], k == 2 ? smp[1] : NULL, idx, n,
+                                    info->n_behaviours, o->bootstrap, o->seed + g, res[k]->m[g],
+                                    err);
+        }
     }
-    r->seconds = sq_now() - t0;
 done:
     sq_free(users);
-    sq_free(smp);
-    sq_free(smb);
+    sq_free(smp[0]);
+    sq_free(smp[1]);
     sq_free(idx);
     return rc;
 }
 
 sq_status sq_evaluate_tasks(const sq_model *m, const sq_dataset *d, const sq_split *s,
                             const sq_eval_opts *o, sq_task_eval *r, sq_error *err) {
-    return evaluate_tasks(m, NULL, d, s, o, r, err);
+    return evaluate_tasks(m, NULL, d, s, o, r, NULL, NULL, err);
 }
 
 sq_status sq_evaluate_tasks_diff(const sq_model *a, const sq_model *b, const sq_dataset *d,
-                                 const sq_split *s, const sq_eval_opts *o, sq_task_eval *r,
-                                 sq_error *err) {
-    return evaluate_tasks(a, b, d, s, o, r, err);
+                                 const sq_split *s, const sq_eval_opts *o, sq_task_eval *ra,
+                                 sq_task_eval *rb, sq_task_eval *diff, sq_error *err) {
+    return evaluate_tasks(a, b, d, s, o, ra, rb, diff, err);
 }
